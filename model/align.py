@@ -1,0 +1,58 @@
+"""Entity-to-region alignment (ALT.md §3) as pure functions.
+
+Regions are compared with entity text embeddings by cosine / tau; every region takes one
+entity. Training samples the assignment with Gumbel noise and a straight-through hard
+one-hot, so the forward pass is exactly one-hot while gradients reach both regions and
+entities. Inference takes a plain argmax: deterministic, and exportable.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def alignment_logits(regions: Tensor, entities: Tensor, tau: float) -> Tensor:
+    """Cosine similarity / tau: regions `(..., R, D)`, entities `(E, D)` -> `(..., R, E)`."""
+    regions = F.normalize(regions, dim=-1)
+    entities = F.normalize(entities, dim=-1)
+    return regions @ entities.t() / tau
+
+
+def hard_assign(logits: Tensor) -> Tensor:
+    """Inference: the best entity of each region, `(..., R)` int64."""
+    return logits.argmax(dim=-1)
+
+
+def gumbel_assign(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Training: Gumbel-softmax sample, hard one-hot forward, soft gradient. `(..., R, E)`."""
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    eps = torch.finfo(logits.dtype).tiny
+    gumbel = -torch.log((-torch.log(u.clamp_min(eps))).clamp_min(eps))
+    soft = (logits + gumbel).softmax(dim=-1)
+    hard = F.one_hot(soft.argmax(dim=-1), logits.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft
+
+
+def importance_from_ids(ids: Tensor, sizes: Tensor, num_entities: int) -> Tensor:
+    """Entity importance per clip from hard ids.
+
+    ids, sizes: `(B, T, R)`. Returns `(B, E)`: the share of the clip's patches assigned to each
+    entity (sums to 1 per clip).
+    """
+    b = ids.shape[0]
+    flat_ids, flat_sizes = ids.reshape(b, -1), sizes.reshape(b, -1)
+    importance = flat_sizes.new_zeros(b, num_entities).scatter_add(1, flat_ids, flat_sizes)
+    return importance / flat_sizes.sum(dim=1, keepdim=True)
+
+
+def importance_from_weights(weights: Tensor, sizes: Tensor) -> Tensor:
+    """Same as `importance_from_ids` for (straight-through) weights `(B, T, R, E)`."""
+    importance = torch.einsum("btre,btr->be", weights, sizes)
+    return importance / sizes.sum(dim=(1, 2)).unsqueeze(1)
+
+
+def top_entities(importance: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The clip's `k` aligned entities: scores `(B, k)` and ids `(B, k)`, strongest first."""
+    return importance.topk(min(k, importance.shape[1]), dim=1)

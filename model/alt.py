@@ -1,0 +1,172 @@
+"""ALT: align regions to entities, then let the aligned entities query the video."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import align
+from .adapter import VideoAdapter
+from .clip import tokenizer
+from .config import ALTConfig
+from .merge import parse_schedule
+from .vit import check_visual, merge_plan, num_patches, region_forward
+
+
+class VideoOutput(NamedTuple):
+    embedding: Tensor  # (B, D) L2-normalized video embedding
+    entity_ids: Tensor  # (B, K) aligned entities, strongest first
+    entity_scores: Tensor  # (B, K) share of the clip's patches assigned to each
+    region_entities: Tensor  # (B, T, R) entity id of each region
+    region_sizes: Tensor  # (B, T, R) patches per region
+    sources: Tensor | None  # (B, T, R, P) 0/1 patch membership, when asked for
+
+
+class ALT(nn.Module):
+    """The ALT model around an open_clip CLIP (`clip`) and a fixed entity corpus."""
+
+    def __init__(self, config: ALTConfig, clip: nn.Module, entity_embeddings: Tensor) -> None:
+        super().__init__()
+        visual = clip.visual
+        check_visual(visual)
+        if tuple(visual.image_size) != (config.image_size, config.image_size):
+            raise ValueError(
+                f"{config.clip_arch} takes {tuple(visual.image_size)} images, config says {config.image_size}"
+            )
+        dim = visual.output_dim
+        if entity_embeddings.shape[-1] != dim:
+            raise ValueError(
+                f"entity embeddings have width {entity_embeddings.shape[-1]}, CLIP has {dim}"
+            )
+        self.config = config
+        self.clip = clip
+        layers = len(visual.transformer.resblocks)
+        schedule = parse_schedule(
+            layers, config.merge_r, config.merge_inflection, config.merge_schedule
+        )
+        self.plan = merge_plan(visual, schedule)  # static r per layer
+        self.adapter = VideoAdapter(
+            dim,
+            frames=config.frames,
+            layers=config.adapter_layers,
+            heads=max(1, dim // config.adapter_head_dim),
+            mlp_ratio=config.adapter_mlp_ratio,
+        )
+        self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init)))
+        # The corpus is an offline artifact saved beside the weights, not part of them.
+        self.register_buffer("entities", entity_embeddings.float().clone(), persistent=False)
+        mean = torch.tensor(visual.image_mean or (0.48145466, 0.4578275, 0.40821073))
+        std = torch.tensor(visual.image_std or (0.26862954, 0.26130258, 0.27577711))
+        self.register_buffer("pixel_mean", mean.view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", std.view(1, 1, 3, 1, 1), persistent=False)
+        self._tokenize = tokenizer(config.clip_arch)
+
+    @property
+    def dim(self) -> int:
+        return self.clip.visual.output_dim
+
+    @property
+    def num_patches(self) -> int:
+        return num_patches(self.clip.visual)
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        return tuple(self.clip.visual.grid_size)
+
+    # ---- video -------------------------------------------------------------------------
+
+    def normalize(self, frames: Tensor) -> Tensor:
+        """uint8 frames `(B, T, 3, H, W)` -> CLIP-normalized float frames."""
+        x = frames.to(self.pixel_mean.dtype) / 255.0
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def encode_frames(self, frames: Tensor, track_source: bool = False):
+        """Normalized frames `(B, T, 3, H, W)` -> per-frame `RegionOutput`, frames flattened."""
+        b, t, c, h, w = frames.shape
+        assert t == self.config.frames, f"model takes {self.config.frames} frames, got {t}"
+        assert (h, w) == (self.config.image_size,) * 2, (
+            f"model takes {self.config.image_size}px frames, got {h}x{w}"
+        )
+        return region_forward(
+            self.clip.visual,
+            frames.reshape(b * t, c, h, w),
+            self.plan,
+            prop_attn=self.config.prop_attn,
+            track_source=track_source,
+        )
+
+    def encode_video(
+        self,
+        frames: Tensor,
+        track_source: bool = False,
+        gumbel: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> VideoOutput:
+        """Normalized frames `(B, T, 3, H, W)` -> video embedding and what explains it.
+
+        `gumbel=True` samples the alignment (training); the default argmax is deterministic.
+        """
+        b, t = frames.shape[:2]
+        out = self.encode_frames(frames, track_source)
+        r = out.regions.shape[1]
+        regions = out.regions.reshape(b, t, r, -1)  # (B, T, R, D)
+        sizes = out.sizes.reshape(b, t, r)  # (B, T, R)
+        logits = align.alignment_logits(regions, self.entities, self.config.tau)  # (B, T, R, E)
+        num_entities = self.entities.shape[0]
+        if gumbel:
+            weights = align.gumbel_assign(logits, generator)
+            importance = align.importance_from_weights(weights, sizes)
+            region_entities = weights.argmax(dim=-1)
+        else:
+            region_entities = align.hard_assign(logits)
+            importance = align.importance_from_ids(region_entities, sizes, num_entities)
+        scores, ids = align.top_entities(importance, self.config.top_k)  # (B, K)
+        # Forward: exactly the entity's text embedding; backward: gradient into its score,
+        # and through the straight-through assignment into regions and entities.
+        gate = (scores - scores.detach() + 1.0).unsqueeze(-1)
+        queries = self.entities[ids] * gate  # (B, K, D)
+        adapted = self.adapter(queries, regions, sizes)  # (B, D)
+        pooled = out.cls.reshape(b, t, -1).mean(dim=1)  # CLIP mean pooling of frame CLS
+        embedding = F.normalize(pooled + self.alpha * adapted, dim=-1)
+        return VideoOutput(
+            embedding=embedding,
+            entity_ids=ids,
+            entity_scores=scores,
+            region_entities=region_entities,
+            region_sizes=sizes,
+            sources=None if out.source is None else out.source.reshape(b, t, r, -1),
+        )
+
+    # ---- text --------------------------------------------------------------------------
+
+    def tokenize(self, texts: Sequence[str]) -> Tensor:
+        return self._tokenize(list(texts))
+
+    def encode_text(self, tokens: Tensor) -> Tensor:
+        """Token ids `(N, L)` -> L2-normalized text embeddings `(N, D)`."""
+        return self.clip.encode_text(tokens, normalize=True)
+
+    def encode_strings(self, texts: Sequence[str]) -> Tensor:
+        return self.encode_text(self.tokenize(texts).to(self.alpha.device))
+
+    def encode_labels(
+        self, labels: Sequence[str], templates: Sequence[str] | None = None
+    ) -> Tensor:
+        """Label embeddings `(L, D)`: normalized mean over prompt templates (ALT.md §5)."""
+        templates = tuple(templates or self.config.label_templates)
+        prompts = [t.format(label) for label in labels for t in templates]
+        feats = self.encode_strings(prompts).reshape(len(labels), len(templates), -1)
+        return F.normalize(feats.mean(dim=1), dim=-1)
+
+    # ---- scores ------------------------------------------------------------------------
+
+    def logit_scale(self) -> Tensor:
+        return self.clip.logit_scale.exp().clamp(max=100.0)
+
+    def logits(self, video: Tensor, labels: Tensor) -> Tensor:
+        """Scaled cosine: video `(B, D)`, labels `(L, D)`, both normalized -> `(B, L)`."""
+        return self.logit_scale() * video @ labels.t()

@@ -1,0 +1,122 @@
+"""ALT model configuration: one frozen dataclass, saved next to the weights, and named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The label prompts of the video-CLIP literature; averaged per label (ALT.md §5).
+DEFAULT_LABEL_TEMPLATES: tuple[str, ...] = (
+    "a video of a person {}.",
+    "a photo of a person {}.",
+    "a person is {}.",
+    "a video of {}.",
+)
+
+# Entity prompts: entities are visual units (objects, body parts, scenes), not actions.
+DEFAULT_ENTITY_TEMPLATES: tuple[str, ...] = (
+    "a photo of {}.",
+    "a video frame showing {}.",
+)
+
+
+@dataclass(frozen=True)
+class ALTConfig:
+    """Everything needed to rebuild an ALT model around an open_clip architecture."""
+
+    name: str  # preset or user-given name, reported by the server
+    clip_arch: str  # open_clip model name, e.g. "ViT-B-16"
+    image_size: int = 224  # square input side; must match the architecture's
+    frames: int = 8  # T frames sampled per clip (TSN segments)
+    # Token merging schedule (ALT.md §1). `merge_schedule`, when non-empty, lists r per layer
+    # and wins; otherwise r per layer is `merge_r` ramped by `merge_inflection` in [-1, 1]
+    # (0: constant; >0: merge more early, less late; mean stays `merge_r`).
+    merge_r: int = 8
+    merge_inflection: float = 0.0
+    merge_schedule: tuple[int, ...] = ()
+    prop_attn: bool = True  # add log(size) of the key to attention logits
+    tau: float = 0.05  # alignment temperature on cosine similarities (ours)
+    top_k: int = 16  # aligned entities per clip that query the adapter (ours)
+    adapter_layers: int = 4  # video adapter depth (ours)
+    adapter_head_dim: int = 64  # heads = D / head_dim (ours)
+    adapter_mlp_ratio: float = 4.0
+    alpha_init: float = 0.0  # gate on the adapter; 0 makes ALT equal CLIP mean pooling at start
+    test_clips: int = 3  # temporal views at inference
+    test_crops: int = 1  # spatial views at inference
+    label_templates: tuple[str, ...] = field(default=DEFAULT_LABEL_TEMPLATES)
+    entity_templates: tuple[str, ...] = field(default=DEFAULT_ENTITY_TEMPLATES)
+
+    def __post_init__(self) -> None:
+        assert self.frames >= 1, f"frames must be >= 1, got {self.frames}"
+        assert self.merge_r >= 0, f"merge_r must be >= 0, got {self.merge_r}"
+        assert -1.0 <= self.merge_inflection <= 1.0, "merge_inflection must lie in [-1, 1]"
+        assert all(r >= 0 for r in self.merge_schedule), "merge_schedule entries must be >= 0"
+        assert self.tau > 0, f"tau must be > 0, got {self.tau}"
+        assert self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"
+        assert self.test_clips >= 1 and self.test_crops >= 1, "views must be >= 1"
+        assert self.label_templates and all("{}" in t for t in self.label_templates), (
+            "every label template needs a '{}' placeholder"
+        )
+        assert self.entity_templates and all("{}" in t for t in self.entity_templates), (
+            "every entity template needs a '{}' placeholder"
+        )
+
+    @property
+    def views(self) -> int:
+        return self.test_clips * self.test_crops
+
+    def replace(self, **changes: Any) -> ALTConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ALTConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown ALTConfig fields: {unknown}")
+        tuples = {"merge_schedule", "label_templates", "entity_templates"}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ALTConfig:
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+# Named presets are data. `tiny` is our own open_clip architecture (model/archs/ALT-tiny.json)
+# sized for tests; the others name open_clip's stock ViTs.
+PRESETS: dict[str, ALTConfig] = {
+    "tiny": ALTConfig(
+        name="tiny",
+        clip_arch="ALT-tiny",
+        image_size=64,
+        frames=4,
+        merge_r=4,
+        top_k=8,
+        adapter_layers=1,
+        adapter_head_dim=32,
+        test_clips=1,
+    ),
+    # 49 patches at 224: r = 2 over 12 layers keeps 26 tokens.
+    "B/32": ALTConfig(name="B/32", clip_arch="ViT-B-32", merge_r=2),
+    # The paper's ALT-B/16 cost: r = 8 over 12 layers, 197 -> 101 tokens.
+    "B/16": ALTConfig(name="B/16", clip_arch="ViT-B-16", merge_r=8),
+    # 257 tokens over 24 layers: r = 8 keeps 65.
+    "L/14": ALTConfig(name="L/14", clip_arch="ViT-L-14", merge_r=8),
+    # 577 tokens over 24 layers: r = 16 keeps 193.
+    "L/14-336": ALTConfig(name="L/14-336", clip_arch="ViT-L-14-336", image_size=336, merge_r=16),
+}
+
+
+def preset(name: str) -> ALTConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,101 @@
+"""Token merging (ToMe, Bolya et al. 2023) as pure, exportable functions.
+
+Tokens are `(B, N, C)` with the class token at index 0; it is never merged. The patch
+tokens split alternately into sets A (even positions) and B (odd positions); each A token
+links to its most similar B token and the `r` strongest links merge. Merging is a
+size-weighted average computed as scatter-add of `size * x` divided by scatter-add of
+`size` — ONNX has ScatterElements(reduction="add") but no scatter-mean, and the mean
+reduction exports silently wrong from one of PyTorch's exporters.
+
+Output token order is fixed and documented, because region indices are part of the
+explanations: `[CLS, unmerged A tokens (strongest link first), B tokens (original order)]`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+def parse_schedule(
+    num_layers: int, r: int, inflection: float = 0.0, explicit: tuple[int, ...] = ()
+) -> list[int]:
+    """Tokens to merge per layer.
+
+    `explicit` (one entry per layer) wins when given. Otherwise `r` is ramped linearly from
+    `r * (1 + inflection)` in the first layer to `r * (1 - inflection)` in the last, so the
+    mean stays `r`; `inflection = 0` gives a constant schedule.
+    """
+    if explicit:
+        if len(explicit) != num_layers:
+            raise ValueError(
+                f"merge schedule has {len(explicit)} entries for a {num_layers}-layer ViT"
+            )
+        return [int(v) for v in explicit]
+    if num_layers == 1 or inflection == 0.0:
+        return [r] * num_layers
+    top, bottom = r * (1.0 + inflection), r * (1.0 - inflection)
+    step = (bottom - top) / (num_layers - 1)
+    return [max(0, round(top + step * i)) for i in range(num_layers)]
+
+
+def clip_r(num_tokens: int, r: int) -> int:
+    """At most half of the patch tokens (class token excluded) can merge in one layer."""
+    return max(0, min(r, (num_tokens - 1) // 2))
+
+
+def token_counts(num_tokens: int, schedule: list[int]) -> list[int]:
+    """Token count entering each layer, plus the final count: `len(schedule) + 1` entries."""
+    counts = [num_tokens]
+    for r in schedule:
+        counts.append(counts[-1] - clip_r(counts[-1], r))
+    return counts
+
+
+class Matching(NamedTuple):
+    """Which patch tokens merge where. All indices are `(B, ·)` int64."""
+
+    unm_idx: Tensor  # (B, Na - r) positions in A that stay, strongest link first
+    src_idx: Tensor  # (B, r) positions in A that merge away
+    dst_idx: Tensor  # (B, r) positions in B that receive them
+
+
+def bipartite_soft_matching(metric: Tensor, r: int) -> Matching:
+    """Match A tokens to B tokens by cosine similarity of `metric` `(B, N, C)`; keep the best r."""
+    patches = metric[:, 1:]  # class token takes no part in matching
+    patches = patches / patches.norm(dim=-1, keepdim=True)
+    a, b = patches[:, ::2], patches[:, 1::2]  # (B, Na, C), (B, Nb, C)
+    scores = a @ b.transpose(-1, -2)  # (B, Na, Nb)
+    node_max, node_idx = scores.max(dim=-1)  # (B, Na)
+    # A full descending sort; TopK because ONNX has no ArgSort.
+    order = node_max.topk(a.shape[1], dim=-1).indices  # (B, Na)
+    src_idx = order[:, :r]
+    return Matching(unm_idx=order[:, r:], src_idx=src_idx, dst_idx=node_idx.gather(1, src_idx))
+
+
+def merge_sum(x: Tensor, m: Matching) -> Tensor:
+    """Apply a matching to `(B, N, C)` tokens by summation: `(B, N - r, C)`."""
+    cls, patches = x[:, :1], x[:, 1:]
+    a, b = patches[:, ::2], patches[:, 1::2]
+    c = x.shape[-1]
+    unm = a.gather(1, m.unm_idx.unsqueeze(-1).expand(-1, -1, c))
+    src = a.gather(1, m.src_idx.unsqueeze(-1).expand(-1, -1, c))
+    b = b.scatter_add(1, m.dst_idx.unsqueeze(-1).expand(-1, -1, c), src)
+    return torch.cat([cls, unm, b], dim=1)
+
+
+def merge_tokens(
+    x: Tensor, size: Tensor, m: Matching, source: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Size-weighted merge.
+
+    x: `(B, N, C)` tokens; size: `(B, N, 1)` patches held per token; source: optional
+    `(B, N, P)` 0/1 map of the original patches each token holds. Returns the three merged.
+    """
+    size_sum = merge_sum(size, m)  # (B, N - r, 1)
+    x = merge_sum(x * size, m) / size_sum
+    if source is not None:
+        source = merge_sum(source, m)
+    return x, size_sum, source

@@ -1,0 +1,76 @@
+import torch
+import torch.nn.functional as F
+
+from model import build_alt
+from model.vit import region_forward
+
+
+def test_at_initialization_alt_equals_clip_mean_pooling(tiny_config, tiny_frames):
+    torch.manual_seed(0)
+    config = tiny_config.replace(merge_r=0, prop_attn=False)
+    model, _ = build_alt(config)
+    model.eval()
+    b, t = tiny_frames.shape[:2]
+    with torch.no_grad():
+        video = model.encode_video(tiny_frames).embedding
+        frames = model.clip.encode_image(tiny_frames.flatten(0, 1)).reshape(b, t, -1)
+    torch.testing.assert_close(video, F.normalize(frames.mean(1), dim=-1), rtol=0, atol=1e-5)
+
+
+def test_adapter_contributes_once_alpha_opens(tiny_bundle, tiny_frames):
+    model, _ = tiny_bundle
+    with torch.no_grad():
+        closed = model.encode_video(tiny_frames).embedding
+        model.alpha.fill_(0.5)
+        try:
+            opened = model.encode_video(tiny_frames).embedding
+        finally:
+            model.alpha.fill_(0.0)
+    assert (closed - opened).abs().max().item() > 1e-4
+
+
+def test_training_gradients_reach_adapter_alpha_and_backbone(tiny_config, tiny_frames):
+    torch.manual_seed(0)
+    model, _ = build_alt(tiny_config.replace(alpha_init=0.1))
+    model.train()
+    labels = model.encode_labels(["waving", "jumping", "clapping"]).detach()
+    out = model.encode_video(tiny_frames, gumbel=True, generator=torch.Generator().manual_seed(0))
+    loss = F.cross_entropy(model.logits(out.embedding, labels), torch.tensor([0, 2]))
+    loss.backward()
+    assert model.alpha.grad.abs().item() > 0
+    assert model.adapter.entity_mlp[0].weight.grad.abs().sum() > 0
+    assert model.clip.visual.conv1.weight.grad.abs().sum() > 0
+
+
+def test_explanations_are_consistent(tiny_bundle, tiny_frames):
+    model, corpus = tiny_bundle
+    with torch.no_grad():
+        out = model.encode_video(tiny_frames, track_source=True)
+    assert out.entity_ids.shape == (2, min(model.config.top_k, len(corpus)))
+    assert torch.all(out.region_entities < len(corpus))
+    torch.testing.assert_close(out.region_sizes.sum((1, 2)), torch.full((2,), 4 * 64.0))
+    # The strongest entity is the one covering most patches.
+    for bi in range(2):
+        area = torch.zeros(len(corpus)).index_add_(
+            0, out.region_entities[bi].flatten(), out.region_sizes[bi].flatten()
+        )
+        assert out.entity_ids[bi, 0].item() == area.argmax().item()
+        torch.testing.assert_close(out.entity_scores[bi, 0], area.max() / 256)
+
+
+def test_labels_are_normalized_template_means(tiny_bundle):
+    model, _ = tiny_bundle
+    with torch.no_grad():
+        labels = model.encode_labels(["waving", "kicking a ball"], templates=["a {}.", "b {}."])
+        single = model.encode_strings(["a waving.", "b waving."])
+    torch.testing.assert_close(labels.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(labels[0], F.normalize(single.mean(0), dim=-1))
+
+
+def test_region_forward_matches_encode_video_cls_path(tiny_bundle, tiny_frames):
+    model, _ = tiny_bundle
+    with torch.no_grad():
+        out = region_forward(model.clip.visual, tiny_frames.flatten(0, 1), model.plan)
+        video = model.encode_video(tiny_frames).embedding
+    pooled = F.normalize(out.cls.reshape(2, 4, -1).mean(1), dim=-1)
+    torch.testing.assert_close(video, pooled)

@@ -1,0 +1,42 @@
+"""The house rules that code review would otherwise have to remember."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = {"model", "training", "export", "server", "cli"}
+ALLOWED = {
+    "model": set(),
+    "training": {"model"},
+    "export": {"model"},
+    "server": {"model"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & OURS
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_imports_go_one_way(package):
+    for path in (ROOT / package).rglob("*.py"):
+        bad = _imports(path) - ALLOWED[package] - {package}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_model_imports_no_server_or_export_libraries():
+    for path in (ROOT / "model").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not {"fastapi", "onnx", "onnxruntime", "av"} & {
+            str(n).split(".")[0] for n in names
+        }, path
