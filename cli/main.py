@@ -3,14 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _info(args: argparse.Namespace) -> int:
     from cli.info import run_info
 
     return run_info(args.presets, args.entities)
+
+
+def _server_settings(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from server.settings import Settings
+
+    fields = ("checkpoint", "backend", "onnx_dir", "device", "dtype", "host", "port",
+              "max_batch_size", "max_wait_ms", "api_key")  # fmt: skip
+    overrides = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise SystemExit(f"alt: invalid settings:\n{err}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = _server_settings(args)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def _recognize(args: argparse.Namespace) -> int:
+    from model.video import VideoError
+    from server.errors import ServiceError
+    from server.local import recognize_file
+
+    settings = _server_settings(args)
+    try:
+        answer = recognize_file(settings, args.video, args.labels, args.top_k, args.explain)
+    except (VideoError, ServiceError, OSError) as err:
+        print(f"alt: {args.video}: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint", type=Path, help="ALT checkpoint directory (default: shipped model)"
+    )
+    p.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt"])
+    p.add_argument("--onnx-dir", dest="onnx_dir", type=Path, help="exported ONNX directory")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--entities", type=int, default=1000, help="entity corpus size used for the alignment cost"
     )
     info.set_defaults(func=_info)
+
+    serve = sub.add_parser("serve", help="run the HTTP server (settings also from ALT_* variables)")
+    _add_model_flags(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--max-batch-size", dest="max_batch_size", type=int)
+    serve.add_argument("--max-wait-ms", dest="max_wait_ms", type=float)
+    serve.add_argument("--api-key", dest="api_key", help="require 'Authorization: Bearer <key>'")
+    serve.set_defaults(func=_serve)
+
+    rec = sub.add_parser("recognize", help="recognize the actions in one video file, no server")
+    rec.add_argument("video", type=Path)
+    _add_model_flags(rec)
+    rec.add_argument("--labels", nargs="+", help="label set (default: the model's)")
+    rec.add_argument("--top-k", dest="top_k", type=int, default=5)
+    rec.add_argument("--explain", choices=["none", "entities", "regions"], default="entities")
+    rec.set_defaults(func=_recognize)
     return parser
 
 

@@ -25,7 +25,43 @@ BODY_PARTS: tuple[str, ...] = (
 
 # Words that never make an entity on their own when entities are mined from label names.
 _STOP = frozenset(
-    ["a", "an", "the", "of", "on", "in", "into", "onto", "at", "to", "from", "with", "without", "by", "for", "and", "or", "up", "down", "out", "off", "over", "under", "something", "someone", "somebody", "person", "people", "man", "woman", "his", "her", "their", "its", "own"]
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "on",
+        "in",
+        "into",
+        "onto",
+        "at",
+        "to",
+        "from",
+        "with",
+        "without",
+        "by",
+        "for",
+        "and",
+        "or",
+        "up",
+        "down",
+        "out",
+        "off",
+        "over",
+        "under",
+        "something",
+        "someone",
+        "somebody",
+        "person",
+        "people",
+        "man",
+        "woman",
+        "his",
+        "her",
+        "their",
+        "its",
+        "own",
+    ]
 )
 
 

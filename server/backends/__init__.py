@@ -1,0 +1,21 @@
+"""Model runtimes behind one interface; the rest of the server never touches torch models."""
+
+from __future__ import annotations
+
+from ..settings import Settings
+from .base import Backend, ClipResult, ModelInfo
+
+
+def create_backend(settings: Settings) -> Backend:
+    if settings.backend == "torch":
+        from .torch_backend import TorchBackend
+
+        return TorchBackend(settings.checkpoint, settings.device, settings.dtype)
+    if settings.backend == "onnxruntime":
+        from .onnx_backend import OnnxBackend
+
+        return OnnxBackend(settings.onnx_dir, settings.device)
+    raise ValueError(f"backend {settings.backend!r} is not available in this build")
+
+
+__all__ = ["Backend", "ClipResult", "ModelInfo", "create_backend"]

@@ -1,0 +1,71 @@
+"""What the server needs from a model runtime: videos in, embeddings and explanations out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    backend: str
+    device: str
+    dtype: str
+    frames: int
+    image_size: int
+    clips: int  # temporal views per video
+    crops: int  # spatial views per video
+    grid: tuple[int, int]  # patch grid of a frame
+    entity_names: tuple[str, ...]
+    default_labels: tuple[str, ...]
+    label_templates: tuple[str, ...]
+    logit_scale: float
+
+
+@dataclass
+class ClipResult:
+    """One view of one video."""
+
+    embedding: np.ndarray  # (D,) normalized
+    entity_ids: np.ndarray  # (K,) strongest first
+    entity_scores: np.ndarray  # (K,)
+    region_entities: np.ndarray  # (T, R) entity id per region
+    patch_entities: np.ndarray | None  # (T, P) entity id per patch, with explain=regions
+
+
+class Backend(Protocol):
+    info: ModelInfo
+
+    def encode_video(self, frames: np.ndarray, explain_regions: bool) -> list[ClipResult]:
+        """uint8 `(N, T, 3, H, W)` clips -> one result per clip."""
+        ...
+
+    def encode_labels(self, labels: Sequence[str]) -> np.ndarray:
+        """Label embeddings `(L, D)`, normalized, averaged over the model's templates."""
+        ...
+
+
+def patch_entities(sources: np.ndarray, region_entities: np.ndarray) -> np.ndarray:
+    """sources `(N, T, R, P)` 0/1 and region ids `(N, T, R)` -> entity id per patch `(N, T, P)`."""
+    region_of_patch = sources.argmax(axis=2)  # (N, T, P): every patch is in exactly one region
+    return np.take_along_axis(region_entities, region_of_patch, axis=2)
+
+
+def split_results(
+    embedding: np.ndarray,
+    ids: np.ndarray,
+    scores: np.ndarray,
+    regions: np.ndarray,
+    patches: np.ndarray | None,
+) -> list[ClipResult]:
+    return [
+        ClipResult(
+            embedding[i], ids[i], scores[i], regions[i], None if patches is None else patches[i]
+        )
+        for i in range(embedding.shape[0])
+    ]

@@ -1,0 +1,59 @@
+"""From per-view model outputs to the answer: ranked actions and aligned-entity explanations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .backends import ClipResult
+
+
+def rank_actions(
+    embeddings: np.ndarray, label_emb: np.ndarray, labels: Sequence[str], scale: float, top_k: int
+) -> list[dict]:
+    """embeddings `(V, D)`, label_emb `(L, D)` -> top-k `{label, score}`, softmax averaged over views."""
+    logits = scale * embeddings @ label_emb.T  # (V, L)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    probs = (probs / probs.sum(axis=1, keepdims=True)).mean(axis=0)
+    order = np.argsort(-probs, kind="stable")[:top_k]
+    return [{"label": labels[i], "score": round(float(probs[i]), 6)} for i in order]
+
+
+def aligned_entities(views: Sequence[ClipResult], names: Sequence[str], k: int) -> list[dict]:
+    """Entities ranked by area share averaged over views; frames from the first view."""
+    totals: dict[int, float] = {}
+    for view in views:
+        for eid, score in zip(view.entity_ids.tolist(), view.entity_scores.tolist()):
+            totals[eid] = totals.get(eid, 0.0) + score / len(views)
+    ranked = sorted((e for e in totals if totals[e] > 0), key=lambda e: -totals[e])[:k]
+    first = views[0].region_entities  # (T, R)
+    return [
+        {
+            "id": eid,
+            "name": names[eid],
+            "score": round(totals[eid], 6),
+            "frames": [t for t in range(first.shape[0]) if (first[t] == eid).any()],
+        }
+        for eid in ranked
+    ]
+
+
+def region_maps(
+    view: ClipResult, entities: Sequence[dict], grid: tuple[int, int], times: Sequence[float]
+) -> list[dict]:
+    """Per sampled frame, the patch grid labelled with indices into `entities` (-1: other)."""
+    assert view.patch_entities is not None, "region maps need patch_entities"
+    lookup = {e["id"]: i for i, e in enumerate(entities)}
+    index = np.vectorize(lambda eid: lookup.get(int(eid), -1), otypes=[np.int64])
+    maps = []
+    for t, patches in enumerate(view.patch_entities):
+        labelled = index(patches).reshape(grid)
+        maps.append({"frame": t, "time_s": times[t], "grid": labelled.tolist()})
+    return maps
+
+
+def center_crop_box(width: int, height: int) -> dict:
+    side = min(width, height)
+    return {"x": (width - side) // 2, "y": (height - side) // 2, "width": side, "height": side}

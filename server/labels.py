@@ -1,0 +1,58 @@
+"""Label sets: parsing from the query string, validation, and the embedding cache."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import BadRequest
+
+
+def parse_labels(raw: Sequence[str] | None, max_labels: int, max_chars: int) -> list[str] | None:
+    """`labels=a&labels=b` and `labels=a,b` both work; order kept, duplicates dropped."""
+    if raw is None:
+        return None
+    labels: list[str] = []
+    for item in raw:
+        for part in item.split(","):
+            label = " ".join(part.split())
+            if not label:
+                raise BadRequest("labels must not be empty (check for stray commas)")
+            if len(label) > max_chars:
+                raise BadRequest(f"label {label[:40]!r}... is longer than {max_chars} characters")
+            if label not in labels:
+                labels.append(label)
+    if not labels:
+        raise BadRequest("labels was given but holds no label")
+    if len(labels) > max_labels:
+        raise BadRequest(f"{len(labels)} labels given; the limit is {max_labels}")
+    return labels
+
+
+class LabelCache:
+    """LRU of label-set embeddings, keyed by the labels and the templates they were made with."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    @staticmethod
+    def key(labels: Sequence[str], templates: Sequence[str]) -> tuple:
+        return (tuple(labels), tuple(templates))
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple, value: np.ndarray) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,33 @@
+"""Prometheus metrics, one registry per app (so tests and several apps never share counters)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "alt_requests", "HTTP requests by route and status", ["route", "status"], registry=r
+        )
+        self.errors = Counter("alt_errors", "Errors by kind", ["kind"], registry=r)
+        self.stage = Histogram(
+            "alt_stage_seconds", "Latency by stage", ["stage"], buckets=_LATENCY, registry=r
+        )
+        self.batch_size = Histogram(
+            "alt_batch_clips",
+            "Clips per forward pass",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
+            registry=r,
+        )
+        self.queue_depth = Gauge("alt_queue_depth", "Jobs waiting for the model", registry=r)
+        self.label_cache = Counter(
+            "alt_label_cache", "Label-set embedding cache lookups", ["result"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,76 @@
+"""Response models: the API contract, also what /docs shows."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+
+class Explain(str, Enum):
+    none = "none"
+    entities = "entities"
+    regions = "regions"
+
+
+class Action(BaseModel):
+    label: str
+    score: float = Field(description="probability over the label set, averaged over views")
+
+
+class AlignedEntity(BaseModel):
+    name: str
+    score: float = Field(description="share of the clip's image area aligned to this entity")
+    frames: list[int] = Field(description="sampled frames (0-based) in which it was aligned")
+
+
+class RegionMap(BaseModel):
+    frame: int
+    time_s: float
+    grid: list[list[int]] = Field(
+        description="patch grid (rows of columns): index into `entities`, -1 for none of them"
+    )
+
+
+class Crop(BaseModel):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class VideoFacts(BaseModel):
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    frames_sampled: list[int] = Field(description="frame indices of the first temporal view")
+    times_s: list[float]
+    crop: Crop = Field(description="the square of the original frame the model saw (center crop)")
+
+
+class Timings(BaseModel):
+    decode_ms: float
+    queue_ms: float
+    inference_ms: float
+    total_ms: float
+
+
+class ModelFacts(BaseModel):
+    name: str
+    version: str
+    backend: str
+
+
+class Recognition(BaseModel):
+    actions: list[Action]
+    entities: list[AlignedEntity] | None = None
+    regions: list[RegionMap] | None = None
+    video: VideoFacts
+    timings: Timings
+    model: ModelFacts
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str

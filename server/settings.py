@@ -1,0 +1,54 @@
+"""Server settings: one object, from `ALT_*` environment variables and `alt serve` flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The model `make run` serves when no checkpoint is named: trained by `training/` and
+# shipped inside the package.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALT_", extra="forbid")
+
+    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="ALT checkpoint directory")
+    backend: Literal["torch", "onnxruntime", "tensorrt"] = "torch"
+    onnx_dir: Path | None = Field(None, description="exported ONNX directory (onnxruntime backend)")
+    device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+    # Batching
+    max_batch_size: int = Field(8, ge=1, description="clips per forward pass")
+    max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
+    max_queue: int = Field(64, ge=1, description="requests waiting before 429")
+    request_timeout_s: float = Field(60.0, gt=0, description="queue + inference budget before 504")
+    decode_workers: int = Field(2, ge=1)
+
+    # Input limits
+    max_upload_mb: float = Field(100.0, gt=0)
+    max_duration_s: float = Field(600.0, gt=0)
+    max_pixels: int = Field(3840 * 2160, ge=1)
+    max_labels: int = Field(1000, ge=1)
+    max_label_chars: int = Field(200, ge=1)
+    label_cache_size: int = Field(128, ge=1, description="label sets whose embeddings are kept")
+
+    api_key: SecretStr | None = Field(None, description="require 'Authorization: Bearer <key>'")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.backend == "torch" and not (self.checkpoint / "config.json").is_file():
+            raise ValueError(f"no ALT checkpoint at {self.checkpoint} (config.json missing)")
+        if self.backend != "torch" and self.onnx_dir is None:
+            raise ValueError(f"the {self.backend} backend needs onnx_dir (ALT_ONNX_DIR)")
+        return self
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

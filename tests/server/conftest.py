@@ -1,0 +1,122 @@
+"""A real server on loopback over a tiny checkpoint, and real video files."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+
+from model import Entity, build_alt, preset, save_checkpoint
+from tests.media import moving_square_video
+
+LABELS = [
+    "waving",
+    "clapping",
+    "jumping",
+    "kicking a ball",
+    "throwing a ball",
+    "drinking from a cup",
+]
+ENTITIES = [
+    "hand",
+    "arm",
+    "leg",
+    "head",
+    "ball",
+    "cup",
+    "box",
+    "grass",
+    "floor",
+    "red",
+    "blue",
+    "sky",
+]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model, corpus = build_alt(
+        preset("tiny").replace(alpha_init=0.5), entities=[Entity(n) for n in ENTITIES]
+    )
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-random"
+    save_checkpoint(path, model, corpus, LABELS)
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("videos")
+    for i in range(4):
+        moving_square_video(d / f"clip{i}.mp4", frames=30 + 5 * i, seed=i)
+    return d
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.proc.stdout.read()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("server did not become ready in 90 s")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_checkpoint):
+    srv = ServerProcess({
+        "ALT_CHECKPOINT": str(tiny_checkpoint),
+        "ALT_MAX_UPLOAD_MB": "1",
+        "ALT_MAX_DURATION_S": "30",
+        "ALT_MAX_LABELS": "50",
+        "ALT_MAX_LABEL_CHARS": "60",
+        "ALT_MAX_BATCH_SIZE": "8",
+        "ALT_MAX_WAIT_MS": "50",
+    })  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
