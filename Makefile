@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/alt info
+	$(BIN)/alt serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The model `make run` serves when no checkpoint is named: trained by `training/` and
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     label_cache_size: int = Field(128, ge=1, description="label sets whose embeddings are kept")
 
     api_key: SecretStr | None = Field(None, description="require 'Authorization: Bearer <key>'")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value):
+        # compose passes ALT_API_KEY="" when unset: that means "no key", not "the empty key".
+        return None if value in ("", None) else value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from model import build_alt, preset
+from model import Entity, build_alt, preset, save_checkpoint
+from tests.fixtures import ENTITIES, LABELS
+from tests.media import moving_square_video
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,24 @@ def tiny_frames(tiny_config):
     g = torch.Generator().manual_seed(1)
     s = tiny_config.image_size
     return torch.randn(2, tiny_config.frames, 3, s, s, generator=g)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A saved tiny ALT checkpoint with random weights and a small entity corpus."""
+    torch.manual_seed(0)
+    model, corpus = build_alt(
+        preset("tiny").replace(alpha_init=0.5), entities=[Entity(n) for n in ENTITIES]
+    )
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-random"
+    save_checkpoint(path, model, corpus, LABELS)
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory) -> Path:
+    """Four real mp4 files of different lengths."""
+    d = tmp_path_factory.mktemp("videos")
+    for i in range(4):
+        moving_square_video(d / f"clip{i}.mp4", frames=30 + 5 * i, seed=i)
+    return d

@@ -11,10 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
-
-from model import Entity, build_alt, preset, save_checkpoint
-from tests.media import moving_square_video
 
 LABELS = [
     "waving",
@@ -39,25 +35,6 @@ ENTITIES = [
     "sky",
 ]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model, corpus = build_alt(
-        preset("tiny").replace(alpha_init=0.5), entities=[Entity(n) for n in ENTITIES]
-    )
-    path = tmp_path_factory.mktemp("ckpt") / "tiny-random"
-    save_checkpoint(path, model, corpus, LABELS)
-    return path
-
-
-@pytest.fixture(scope="session")
-def video_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("videos")
-    for i in range(4):
-        moving_square_video(d / f"clip{i}.mp4", frames=30 + 5 * i, seed=i)
-    return d
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ import re
 import httpx
 
 from tests import media
-from tests.server.conftest import ENTITIES, LABELS
+from tests.fixtures import ENTITIES, LABELS
 
 
 def post(client, data: bytes, params=None, ctype="video/mp4"):

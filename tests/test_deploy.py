@@ -1,0 +1,33 @@
+"""Deployment files: no Docker engine runs here, so check what can be checked statically."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_command() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return re.search(r"^(make \w+)\s+# serve", readme, re.M).group(1)
+
+
+def test_images_run_the_readme_command():
+    cmd = _run_command().split()
+    for name in ("Dockerfile", "Dockerfile.gpu"):
+        text = (ROOT / "docker" / name).read_text()
+        assert f"CMD {cmd!r}".replace("'", '"') in text, name
+        assert "ALT_HOST=0.0.0.0" in text
+
+
+def test_compose_serves_on_8000_with_readiness_check_and_gpu_variant():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    cpu, gpu = compose["services"]["alt"], compose["services"]["alt-gpu"]
+    for svc in (cpu, gpu):
+        assert "8000:8000" in svc["ports"]
+        assert "/readyz" in " ".join(svc["healthcheck"]["test"])
+        assert any(v.startswith("./checkpoints:") for v in svc["volumes"])
+        assert (ROOT / svc["build"]["dockerfile"]).is_file()
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert gpu["profiles"] == ["gpu"] and "profiles" not in cpu
