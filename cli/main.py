@@ -54,6 +54,24 @@ def _recognize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_default(args: argparse.Namespace) -> int:
+    from training.pipeline import QUICK, build_default
+
+    report = build_default(
+        args.out, args.work, seed=args.seed, budget=QUICK if args.quick else None
+    )
+    print(json.dumps({k: report[k] for k in ("alt", "baseline", "few_shot", "seconds")}, indent=1))
+    return 0
+
+
+def _world(args: argparse.Namespace) -> int:
+    from training.generate import generate_world
+
+    per_class = dict(zip(("train", "val", "test", "fewshot", "zeroshot"), args.per_class))
+    generate_world(args.out, per_class, seed=args.seed, size=args.size)
+    return 0
+
+
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", type=Path, help="ALT checkpoint directory (default: shipped model)"
@@ -93,6 +111,31 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--top-k", dest="top_k", type=int, default=5)
     rec.add_argument("--explain", choices=["none", "entities", "regions"], default="entities")
     rec.set_defaults(func=_recognize)
+    world = sub.add_parser("world", help="generate the procedural action world (mp4 + annotations)")
+    world.add_argument("out", type=Path)
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--size", type=int, default=128, help="frame side in pixels")
+    world.add_argument(
+        "--per-class",
+        dest="per_class",
+        type=int,
+        nargs=5,
+        default=[64, 4, 16, 16, 16],
+        metavar=("TRAIN", "VAL", "TEST", "FEWSHOT", "ZEROSHOT"),
+        help="clips per class and split",
+    )
+    world.set_defaults(func=_world)
+
+    default = sub.add_parser(
+        "build-default", help="regenerate the shipped default model from scratch"
+    )
+    default.add_argument("--out", type=Path, default=Path("checkpoints/default"))
+    default.add_argument("--work", type=Path, default=Path("runs/default"))
+    default.add_argument("--seed", type=int, default=0)
+    default.add_argument(
+        "--quick", action="store_true", help="a minutes-long smoke run, not a useful model"
+    )
+    default.set_defaults(func=_build_default)
     return parser
 
 

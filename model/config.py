@@ -105,6 +105,21 @@ PRESETS: dict[str, ALTConfig] = {
         adapter_head_dim=32,
         test_clips=1,
     ),
+    # The shipped default model, trained on the generated action world (training/).
+    "demo": ALTConfig(
+        name="demo",
+        clip_arch="ALT-demo",
+        image_size=96,
+        frames=8,
+        merge_r=4,
+        top_k=8,
+        adapter_layers=2,
+        adapter_head_dim=32,
+        alpha_init=0.0,
+        test_clips=1,
+        label_templates=("a video of a person {}.", "a person {}.", "{}"),
+        entity_templates=("a photo of a {}.", "a {}."),
+    ),
     # 49 patches at 224: r = 2 over 12 layers keeps 26 tokens.
     "B/32": ALTConfig(name="B/32", clip_arch="ViT-B-32", merge_r=2),
     # The paper's ALT-B/16 cost: r = 8 over 12 layers, 197 -> 101 tokens.

@@ -260,3 +260,24 @@ def write_video(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def decode_frames(source: bytes | Path, size: int, limits: Limits = Limits()) -> Tensor:  # noqa: B008
+    """Every frame, resized and center-cropped as `decode_clip` does: uint8 `(N, 3, size, size)`.
+
+    Training caches these and samples with `segment_indices`, so a clip is preprocessed
+    exactly as the server preprocesses it.
+    """
+    container = _open(source)
+    try:
+        if not container.streams.video:
+            raise NotAVideo("no video stream in the file")
+        stream = container.streams.video[0]
+        _stream_facts(container, stream, limits)
+        images = _decode_sequential(container, stream, set(), limits)
+    finally:
+        container.close()
+    if not images:
+        raise CorruptVideo("the video stream holds no decodable frame")
+    stack = torch.from_numpy(np.stack([images[i] for i in sorted(images)]))
+    return resize_crop(stack, size)[0]

@@ -1,0 +1,35 @@
+"""The "adapt then align" baseline: frame CLS mean pooling plus a temporal transformer
+(X-CLIP / ActionCLIP-like), on the same CLIP, data and budget as ALT."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.alt import ALT
+from model.vit import region_forward
+
+
+class TemporalBaseline(nn.Module):
+    def __init__(self, alt: ALT, layers: int = 2) -> None:
+        super().__init__()
+        self.alt = alt  # reuses CLIP, normalization, label encoding and logit scale
+        d = alt.dim
+        self.frame_embed = nn.Parameter(torch.randn(alt.config.frames, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d, max(1, d // 64), 4 * d, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.temporal = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.gate = nn.Parameter(torch.tensor(0.0))  # starts as plain mean pooling, like ALT
+
+    def video_embedding(self, frames: Tensor, gumbel: bool = False) -> Tensor:
+        """Normalized frames `(B, T, 3, H, W)` -> `(B, D)`; no token merging (plain CLIP frames)."""
+        b, t = frames.shape[:2]
+        visual = self.alt.clip.visual
+        plan = [0] * len(visual.transformer.resblocks)
+        cls = region_forward(visual, frames.flatten(0, 1), plan, prop_attn=False).cls.reshape(
+            b, t, -1
+        )
+        temporal = self.temporal(cls + self.frame_embed).mean(dim=1)
+        return F.normalize(cls.mean(dim=1) + self.gate * temporal, dim=-1)

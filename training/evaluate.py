@@ -1,0 +1,87 @@
+"""Evaluation: top-1/top-5 for any label set, and how well ALT's alignment matches the truth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from model.alt import ALT
+
+from .data import ClipDataset
+
+
+@torch.no_grad()
+def embed(module: nn.Module, dataset: ClipDataset, batch_size: int = 32) -> tuple[Tensor, Tensor]:
+    """Video embeddings `(N, D)` and targets `(N,)` at test-time sampling."""
+    module.eval()
+    alt: ALT = module.alt
+    embs, targets = [], []
+    for i in range(0, len(dataset), batch_size):
+        items = [dataset[j] for j in range(i, min(len(dataset), i + batch_size))]
+        frames = torch.stack([f for f, _ in items])
+        embs.append(module.video_embedding(alt.normalize(frames)))
+        targets.extend(t for _, t in items)
+    return torch.cat(embs), torch.tensor(targets)
+
+
+def accuracy(embeddings: Tensor, targets: Tensor, label_emb: Tensor) -> dict[str, float]:
+    scores = embeddings @ label_emb.t()
+    k = min(5, label_emb.shape[0])
+    top = scores.topk(k, dim=1).indices
+    return {
+        "top1": float((top[:, 0] == targets).float().mean()) * 100,
+        "top5": float((top == targets[:, None]).any(1).float().mean()) * 100,
+        "n": int(targets.numel()),
+    }
+
+
+@torch.no_grad()
+def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarray], world_root,
+                      entity_names: Sequence[str], world_entities: Sequence[str]) -> dict[str, float]:  # fmt: skip
+    """Share of the top-K aligned entities that truly appear in the clip's sampled frames, and
+    per-region accuracy: a region's entity against the most common true entity of its pixels.
+
+    `masks` maps a clip's relative path to `(N, M, M)` entity ids (1-based into `world_entities`).
+    """
+    alt.eval()
+    gh, gw = alt.grid_size
+    hits = total = region_hits = region_total = 0.0
+    name_of = {i + 1: n for i, n in enumerate(world_entities)}
+    for i in range(len(dataset)):
+        frames, _ = dataset[i]
+        rel = str(dataset.samples[i].path.relative_to(world_root))
+        truth = masks[rel][dataset.indices(i)]  # (T, M, M)
+        out = alt.encode_video(alt.normalize(frames[None]), track_source=True)
+        present = {name_of[v] for v in np.unique(truth) if v > 0}
+        for eid, score in zip(out.entity_ids[0].tolist(), out.entity_scores[0].tolist()):
+            if score > 0:
+                hits += entity_names[eid] in present
+                total += 1
+        m = truth.shape[-1]
+        # The true entity of each patch: the most common id among its mask cells.
+        cells = (
+            truth.reshape(truth.shape[0], gh, m // gh, gw, m // gw)
+            .transpose(0, 1, 3, 2, 4)
+            .reshape(truth.shape[0], gh * gw, -1)
+        )
+        sources = out.sources[0].numpy()  # (T, R, P)
+        for t in range(truth.shape[0]):
+            for r in range(sources.shape[1]):
+                patches = sources[t, r] > 0
+                ids = cells[t][patches].ravel()
+                if ids.size == 0:
+                    continue
+                true_id = np.bincount(ids).argmax()
+                if true_id == 0:
+                    continue
+                region_total += 1
+                region_hits += (
+                    entity_names[int(out.region_entities[0, t, r])] == name_of[int(true_id)]
+                )
+    return {
+        "entity_precision": 100 * hits / max(1, total),
+        "region_accuracy": 100 * region_hits / max(1, region_total),
+    }

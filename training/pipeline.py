@@ -1,0 +1,153 @@
+"""The whole chain behind the shipped default model, from a seed:
+
+world -> tiny CLIP pretraining -> entity corpus -> ALT (fully supervised on seen classes)
+-> baseline on the same budget -> zero-shot on held-out classes -> few-shot per K -> report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model import Entity, build_alt, preset, save_checkpoint
+
+from .baseline import TemporalBaseline
+from .data import ClipDataset, few_shot, read_csv
+from .evaluate import accuracy, alignment_quality, embed
+from .generate import generate_world
+from .pretrain import pretrain_clip
+from .train import ALTVideo, TrainConfig, fit
+from .world import ENTITIES, ENTITY_NAMES
+
+
+@dataclass
+class Budget:
+    per_class: dict[str, int] = field(
+        default_factory=lambda: {"train": 64, "val": 4, "test": 16, "fewshot": 16, "zeroshot": 16}
+    )
+    clip_steps: int = 1200
+    clip_batch: int = 128
+    epochs: int = 8
+    batch_size: int = 16
+    fewshot_steps: int = 60  # optimizer steps per few-shot run, whatever K
+    shots: tuple[int, ...] = (2, 4, 8, 16)
+
+
+QUICK = Budget(
+    per_class={"train": 3, "val": 1, "test": 2, "fewshot": 2, "zeroshot": 2},
+    clip_steps=3, clip_batch=16, epochs=1, batch_size=8, fewshot_steps=2, shots=(2,),
+)  # fmt: skip
+
+
+def world_entities() -> list[Entity]:
+    return [Entity(name, description, kind) for name, kind, description in ENTITIES]
+
+
+def _models(clip_path: Path, seed: int):
+    torch.manual_seed(seed)
+    alt, corpus = build_alt(preset("demo"), pretrained=str(clip_path), entities=world_entities())
+    torch.manual_seed(seed)
+    base_alt, _ = build_alt(preset("demo"), pretrained=str(clip_path), entities=world_entities())
+    return ALTVideo(alt), TemporalBaseline(base_alt), corpus
+
+
+def _dataset(world: Path, split: str, labels, cache, train: bool, samples=None) -> ClipDataset:
+    samples = samples if samples is not None else read_csv(world / f"{split}.csv")
+    return ClipDataset(
+        samples, labels, preset("demo").frames, preset("demo").image_size, train, cache=cache
+    )
+
+
+def _eval(module, ds: ClipDataset, labels) -> dict:
+    with torch.no_grad():
+        label_emb = module.alt.encode_labels(labels)
+        emb, targets = embed(module, ds)
+    return accuracy(emb, targets, label_emb)
+
+
+def build_default(
+    out: Path, work: Path, seed: int = 0, budget: Budget | None = None, log=print
+) -> dict:
+    """Run everything; the ALT checkpoint lands in `out`, the report in `out/report.json`."""
+    budget = budget or Budget()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    work, out = Path(work), Path(out)
+    t0 = time.time()
+    world = work / "world"
+    if not (world / "world.json").is_file():
+        generate_world(world, budget.per_class, seed=seed)
+    meta = json.loads((world / "world.json").read_text())
+    seen, held = meta["seen"], meta["held_out"]
+    cache: dict = {}
+    clip_path = work / "clip.pt"
+    if not clip_path.is_file():
+        pretrain_clip(
+            "ALT-demo",
+            world,
+            clip_path,
+            budget.clip_steps,
+            budget.clip_batch,
+            seed=seed,
+            cache=cache,
+        )
+    log(f"[{time.time() - t0:.0f}s] CLIP ready")
+
+    train = _dataset(world, "train", seen, cache, True)
+    test = _dataset(world, "test", seen, cache, False)
+    zeroshot = _dataset(world, "zeroshot", held, cache, False)
+    report: dict = {"seed": seed, "budget": asdict(budget), "seen": seen, "held_out": held}
+
+    alt, base, corpus = _models(clip_path, seed)
+    cfg = TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, seed=seed)
+    for name, module in (("alt", alt), ("baseline", base)):
+        with torch.no_grad():
+            label_emb = module.alt.encode_labels(seen)
+        fit(
+            module,
+            train,
+            label_emb,
+            cfg.__class__(**{**asdict(cfg), "state_dir": work / f"state-{name}"}),
+        )
+        report[name] = {
+            "seen": _eval(module, test, seen),
+            "zero_shot": _eval(module, zeroshot, held),
+        }
+        log(f"[{time.time() - t0:.0f}s] {name}: {report[name]}")
+    masks = dict(np.load(world / "masks" / "test.npz"))
+    report["alt"]["alignment"] = alignment_quality(
+        alt.alt, test, masks, world, corpus.names, ENTITY_NAMES
+    )
+    log(f"[{time.time() - t0:.0f}s] alignment: {report['alt']['alignment']}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, alt.alt, corpus, seen)
+
+    pool = read_csv(world / "fewshot.csv")
+    report["few_shot"] = {}
+    for k in budget.shots:
+        fs_alt, fs_base, _ = _models(clip_path, seed)
+        subset = _dataset(world, "fewshot", held, cache, True, samples=few_shot(pool, k, seed))
+        steps_per_epoch = max(1, len(subset) // budget.batch_size)
+        fs_cfg = TrainConfig(
+            epochs=max(1, budget.fewshot_steps // steps_per_epoch),
+            batch_size=budget.batch_size,
+            seed=seed,
+        )
+        row = {}
+        for name, module in (("alt", fs_alt), ("baseline", fs_base)):
+            with torch.no_grad():
+                label_emb = module.alt.encode_labels(held)
+            fit(module, subset, label_emb, fs_cfg)
+            row[name] = _eval(module, zeroshot, held)
+        report["few_shot"][str(k)] = row
+        log(f"[{time.time() - t0:.0f}s] few-shot K={k}: {row}")
+    report["seconds"] = round(time.time() - t0)
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    shutil.copy(world / "world.json", out / "world.json")
+    return report

@@ -1,0 +1,154 @@
+"""The training loop for ALT and the baseline: frozen text encoder, lower backbone LR,
+cross-entropy on scaled cosine scores, epoch checkpoints with resume, optional DDP."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from model.alt import ALT
+
+
+class ALTVideo(nn.Module):
+    """ALT as a video embedder (the baseline in baseline.py has the same interface)."""
+
+    def __init__(self, alt: ALT) -> None:
+        super().__init__()
+        self.alt = alt
+
+    def video_embedding(self, frames: Tensor, gumbel: bool = False) -> Tensor:
+        return self.alt.encode_video(frames, gumbel=gumbel).embedding
+
+
+class _Forward(nn.Module):
+    # DDP wraps `forward`; the embedders expose `video_embedding`.
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, frames: Tensor, gumbel: bool) -> Tensor:
+        return self.inner.video_embedding(frames, gumbel)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 1e-3  # adapter / temporal head
+    backbone_lr_scale: float = 0.1  # the CLIP image tower learns 10x slower
+    weight_decay: float = 0.05
+    seed: int = 0
+    flip: bool = True  # mirror clips: the world's figures face both ways
+    state_dir: Path | None = None  # epoch checkpoints; training resumes from the last one
+
+
+def split_params(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Freeze the text side; return (image-tower params, head params) to train.
+
+    Head params are everything that is neither CLIP's (the adapter, alpha, temporal layers);
+    a baseline's unused ALT adapter stays frozen.
+    """
+    alt: ALT = module.alt
+    for p in module.parameters():
+        p.requires_grad_(False)
+    backbone = list(alt.clip.visual.parameters())
+    clip_ids = {id(p) for p in alt.clip.parameters()}
+    if isinstance(module, ALTVideo):
+        head = list(alt.adapter.parameters()) + [alt.alpha]
+    else:
+        alt_ids = {id(p) for p in alt.parameters()}
+        head = [p for p in module.parameters() if id(p) not in alt_ids]
+    assert not any(id(p) in clip_ids for p in head)
+    for p in backbone + head:
+        p.requires_grad_(True)
+    return backbone, head
+
+
+def _distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def fit(module: nn.Module, dataset: Dataset, label_emb: Tensor, cfg: TrainConfig) -> list[float]:
+    """Train in place; returns the mean loss of each epoch."""
+    torch.manual_seed(cfg.seed)
+    alt: ALT = module.alt
+    backbone, head = split_params(module)
+    ddp = _distributed()
+    rank = 0
+    if ddp:
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+        rank = dist.get_rank()
+    sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed) if ddp else None
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=len(dataset) > cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
+    runner: nn.Module = _Forward(module)
+    if ddp:
+        runner = DistributedDataParallel(runner, find_unused_parameters=True)
+    opt = torch.optim.AdamW(
+        [
+            {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale},
+            {"params": head, "lr": cfg.lr},
+        ],
+        weight_decay=cfg.weight_decay,
+    )
+    total = cfg.epochs * len(loader)
+    warmup = max(1, total // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: (
+            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))
+        ),
+    )
+    start, history = 0, []
+    state_path = Path(cfg.state_dir) / "train_state.pt" if cfg.state_dir else None
+    if state_path is not None and state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        module.load_state_dict(state["module"], strict=True)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, history = state["epoch"], state["history"]
+    label_emb = label_emb.detach()
+    module.train()
+    for epoch in range(start, cfg.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        flips = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        losses = []
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=rank != 0,
+            leave=False,
+        )
+        for frames, target in bar:
+            x = alt.normalize(frames)
+            if cfg.flip:
+                mirror = torch.rand(x.shape[0], generator=flips) < 0.5
+                x = torch.where(mirror.view(-1, 1, 1, 1, 1), x.flip(-1), x)
+            emb = runner(x, True)
+            loss = F.cross_entropy(alt.logits(emb, label_emb), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        history.append(sum(losses) / max(1, len(losses)))
+        if rank == 0 and state_path is not None:
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"module": module.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epoch + 1, "history": history}, state_path)  # fmt: skip
+    module.eval()
+    return history
