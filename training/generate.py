@@ -122,7 +122,7 @@ def generate_world(
     for split in SPLITS:
         classes = SEEN if split in ("train", "val", "test") else HELD_OUT
         (out / "videos" / split).mkdir(parents=True, exist_ok=True)
-        for ci, action in enumerate(classes):
+        for action in classes:
             for i in range(per_class[split]):
                 jobs.append(
                     (str(out), split, len(jobs), action, _seed(seed, split, action, i), size)
