@@ -72,6 +72,22 @@ def _world(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    if args.format == "onnx":
+        from export.onnx_export import export_onnx
+
+        meta = export_onnx(args.source, args.out)
+        print(
+            f"wrote {args.out}/video.onnx, text.onnx, meta.json ({meta['name']}, {meta['frames']} frames)"
+        )
+        return 0
+    from export.tensorrt import build_engine
+
+    build_engine(args.source, args.out, fp16=args.fp16)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", type=Path, help="ALT checkpoint directory (default: shipped model)"
@@ -111,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--top-k", dest="top_k", type=int, default=5)
     rec.add_argument("--explain", choices=["none", "entities", "regions"], default="entities")
     rec.set_defaults(func=_recognize)
+    export = sub.add_parser(
+        "export", help="export a checkpoint to ONNX, or an ONNX graph to TensorRT"
+    )
+    export.add_argument("format", choices=["onnx", "tensorrt"])
+    export.add_argument(
+        "source", type=Path, help="checkpoint directory (onnx) or video.onnx (tensorrt)"
+    )
+    export.add_argument("out", type=Path, help="output directory (onnx) or engine file (tensorrt)")
+    export.add_argument("--fp16", action="store_true", help="TensorRT: build an FP16 engine")
+    export.set_defaults(func=_export)
+
     world = sub.add_parser("world", help="generate the procedural action world (mp4 + annotations)")
     world.add_argument("out", type=Path)
     world.add_argument("--seed", type=int, default=0)

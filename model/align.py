@@ -54,5 +54,16 @@ def importance_from_weights(weights: Tensor, sizes: Tensor) -> Tensor:
 
 
 def top_entities(importance: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """The clip's `k` aligned entities: scores `(B, k)` and ids `(B, k)`, strongest first."""
-    return importance.topk(min(k, importance.shape[1]), dim=1)
+    """The clip's `k` aligned entities: scores `(B, k)` and ids `(B, k)`, strongest first.
+
+    Ties (entities that no region chose all score 0) go to the lower id, in PyTorch and in
+    the exported graph alike: the ranking key is an integer, the importance quantized to
+    2^-20 (finer than any real difference, which is at least one patch of the clip), then
+    the id reversed. TopK over distinct integers has one answer everywhere.
+    """
+    e = importance.shape[1]
+    k = min(k, e)
+    quantized = (importance.detach() * 2**20).round().long()
+    rank = torch.arange(e - 1, -1, -1, device=importance.device)
+    ids = (quantized * e + rank).topk(k, dim=1).indices
+    return importance.gather(1, ids), ids

@@ -14,7 +14,7 @@ from .adapter import VideoAdapter
 from .clip import tokenizer
 from .config import ALTConfig
 from .merge import parse_schedule
-from .vit import check_visual, merge_plan, num_patches, region_forward
+from .vit import MergeFn, check_visual, merge_plan, merge_step, num_patches, region_forward
 
 
 class VideoOutput(NamedTuple):
@@ -84,7 +84,9 @@ class ALT(nn.Module):
         x = frames.to(self.pixel_mean.dtype) / 255.0
         return (x - self.pixel_mean) / self.pixel_std
 
-    def encode_frames(self, frames: Tensor, track_source: bool = False):
+    def encode_frames(
+        self, frames: Tensor, track_source: bool = False, merge: MergeFn = merge_step
+    ):
         """Normalized frames `(B, T, 3, H, W)` -> per-frame `RegionOutput`, frames flattened."""
         b, t, c, h, w = frames.shape
         assert t == self.config.frames, f"model takes {self.config.frames} frames, got {t}"
@@ -97,6 +99,7 @@ class ALT(nn.Module):
             self.plan,
             prop_attn=self.config.prop_attn,
             track_source=track_source,
+            merge=merge,
         )
 
     def encode_video(
@@ -105,13 +108,14 @@ class ALT(nn.Module):
         track_source: bool = False,
         gumbel: bool = False,
         generator: torch.Generator | None = None,
+        merge: MergeFn = merge_step,
     ) -> VideoOutput:
         """Normalized frames `(B, T, 3, H, W)` -> video embedding and what explains it.
 
         `gumbel=True` samples the alignment (training); the default argmax is deterministic.
         """
         b, t = frames.shape[:2]
-        out = self.encode_frames(frames, track_source)
+        out = self.encode_frames(frames, track_source, merge)
         r = out.regions.shape[1]
         regions = out.regions.reshape(b, t, r, -1)  # (B, T, R, D)
         sizes = out.sizes.reshape(b, t, r)  # (B, T, R)

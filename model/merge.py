@@ -69,8 +69,9 @@ def bipartite_soft_matching(metric: Tensor, r: int) -> Matching:
     a, b = patches[:, ::2], patches[:, 1::2]  # (B, Na, C), (B, Nb, C)
     scores = a @ b.transpose(-1, -2)  # (B, Na, Nb)
     node_max, node_idx = scores.max(dim=-1)  # (B, Na)
-    # A full descending sort; TopK because ONNX has no ArgSort.
-    order = node_max.topk(a.shape[1], dim=-1).indices  # (B, Na)
+    # Strongest link first; ties keep token order. Flat image regions make exact ties common,
+    # and the exported op sorts with ONNX TopK, which also puts the lower index first.
+    order = node_max.argsort(dim=-1, descending=True, stable=True)  # (B, Na)
     src_idx = order[:, :r]
     return Matching(unm_idx=order[:, r:], src_idx=src_idx, dst_idx=node_idx.gather(1, src_idx))
 

@@ -9,6 +9,7 @@ and MLP. Every token leaves through `ln_post` and `proj`, so regions live in tex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -24,6 +25,19 @@ class RegionOutput(NamedTuple):
     regions: Tensor  # (N, R, D) region embeddings in joint space
     sizes: Tensor  # (N, R) patches held by each region
     source: Tensor | None  # (N, R, P) 0/1: which of the P patches each region holds
+
+
+# (x, size, source, metric, r) -> (x, size, source): one merge step between attention and MLP.
+MergeFn = Callable[
+    [Tensor, Tensor, Tensor | None, Tensor, int], tuple[Tensor, Tensor, Tensor | None]
+]
+
+
+def merge_step(
+    x: Tensor, size: Tensor, source: Tensor | None, metric: Tensor, r: int
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The default MergeFn: bipartite soft matching on `metric`, then the size-weighted merge."""
+    return merge_tokens(x, size, bipartite_soft_matching(metric, r), source)
 
 
 def check_visual(visual: nn.Module) -> None:
@@ -80,11 +94,13 @@ def region_forward(
     plan: list[int],
     prop_attn: bool = True,
     track_source: bool = False,
+    merge: MergeFn = merge_step,
 ) -> RegionOutput:
     """Encode normalized images `(N, 3, H, W)` into class and region embeddings.
 
     `plan` is `merge_plan(visual, schedule)`: r per layer, already clipped, so that every
-    shape here is static. Images of a batch never exchange tokens.
+    shape here is static. Images of a batch never exchange tokens. `merge` replaces the merge
+    step (the ONNX exporter routes it through a custom op).
     """
     x = visual._embeds(images)  # (N, L0, W): patch embed, class token, positions, ln_pre
     n, length, _ = x.shape
@@ -102,8 +118,7 @@ def region_forward(
         out, metric = _attention(block, block.ln_1(x), bias)
         x = x + block.ls_1(out)
         if r > 0:
-            matching = bipartite_soft_matching(metric, r)
-            x, size, source = merge_tokens(x, size, matching, source)
+            x, size, source = merge(x, size, source, metric, r)
         x = x + block.ls_2(block.mlp(block.ln_2(x)))
 
     x = visual.ln_post(x) @ visual.proj  # (N, L, D): every token into the joint space

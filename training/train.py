@@ -94,7 +94,7 @@ def fit(module: nn.Module, dataset: Dataset, label_emb: Tensor, cfg: TrainConfig
                         drop_last=len(dataset) > cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
     runner: nn.Module = _Forward(module)
     if ddp:
-        runner = DistributedDataParallel(runner, find_unused_parameters=True)
+        runner = DistributedDataParallel(runner)
     opt = torch.optim.AdamW(
         [
             {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale},

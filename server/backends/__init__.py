@@ -15,7 +15,9 @@ def create_backend(settings: Settings) -> Backend:
         from .onnx_backend import OnnxBackend
 
         return OnnxBackend(settings.onnx_dir, settings.device)
-    raise ValueError(f"backend {settings.backend!r} is not available in this build")
+    from .tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(settings.onnx_dir)
 
 
 __all__ = ["Backend", "ClipResult", "ModelInfo", "create_backend"]

@@ -24,7 +24,9 @@ def test_alt_recognize_default_labels_and_bad_file(tiny_checkpoint, video_dir, t
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     answer = json.loads(proc.stdout)
-    assert sorted(a["label"] for a in answer["actions"]) == sorted(LABELS) and "entities" not in answer
+    assert (
+        sorted(a["label"] for a in answer["actions"]) == sorted(LABELS) and "entities" not in answer
+    )
     bad = tmp_path / "notes.txt"
     bad.write_text("not a video")
     proc = subprocess.run(

@@ -44,3 +44,10 @@ def test_importance_from_ids_matches_one_hot_weights_and_sums_to_one():
     scores, top = align.top_entities(a, 3)
     assert torch.all(scores[:, :-1] >= scores[:, 1:])
     torch.testing.assert_close(scores, a.gather(1, top))
+
+
+def test_top_entities_break_ties_toward_the_lower_id():
+    importance = torch.tensor([[0.0, 0.25, 0.0, 0.25, 0.5, 0.0]])
+    scores, ids = align.top_entities(importance, 5)
+    assert ids.tolist() == [[4, 1, 3, 0, 2]]
+    assert scores.tolist() == [[0.5, 0.25, 0.25, 0.0, 0.0]]

@@ -1,0 +1,107 @@
+"""`alt export onnx CHECKPOINT OUTDIR`: the video encoder and the text encoder as ONNX graphs.
+
+    video.onnx   frames uint8 (B, T, 3, H, W) -> embedding (B, D), entity_ids (B, K),
+                 entity_scores (B, K), region_entities (B, T, R), patch_entities (B, T, P)
+    text.onnx    tokens int64 (N, L) -> text embeddings (N, D), normalized
+    meta.json    what a runtime needs besides: sizes, entities, labels, templates, scale
+
+Batch is dynamic; T, H, W are fixed per export. Token merging is one `ai.alt::TokenMerge`
+node per layer, with its function body attached (export/token_merge.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from model.alt import ALT
+from model.checkpoint import load_checkpoint
+
+from .token_merge import BODY_OPSET, attach, merge_for_export
+
+OPSET = BODY_OPSET  # a model's functions must use the opset of the model itself
+
+
+class VideoGraph(nn.Module):
+    def __init__(self, alt: ALT) -> None:
+        super().__init__()
+        self.alt = alt
+
+    def forward(self, frames: Tensor) -> tuple[Tensor, ...]:
+        out = self.alt.encode_video(
+            self.alt.normalize(frames), track_source=True, merge=merge_for_export
+        )
+        # The entity of each patch: the entity of the region that holds it.
+        region_of_patch = out.sources.argmax(dim=2)  # (B, T, P)
+        patch_entities = out.region_entities.gather(2, region_of_patch)
+        return out.embedding, out.entity_ids, out.entity_scores, out.region_entities, patch_entities
+
+
+class TextGraph(nn.Module):
+    def __init__(self, alt: ALT) -> None:
+        super().__init__()
+        self.alt = alt
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.alt.encode_text(tokens)
+
+
+VIDEO_OUTPUTS = ["embedding", "entity_ids", "entity_scores", "region_entities", "patch_entities"]
+
+
+def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
+    """Export both graphs; returns the metadata written to `meta.json`."""
+    bundle = load_checkpoint(checkpoint)
+    alt, cfg = bundle.model.eval(), bundle.model.config
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = torch.randint(
+        0, 256, (batch, cfg.frames, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8
+    )
+    tokens = alt.tokenize(["a video of a person waving.", "a cup."])
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # The TorchScript exporter cannot trace nn.MultiheadAttention's fused fast path.
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                VideoGraph(alt), (frames,), str(out / "video.onnx"), opset_version=OPSET, dynamo=False,
+                input_names=["frames"], output_names=VIDEO_OUTPUTS,
+                dynamic_axes={"frames": {0: "batch"}, **{name: {0: "batch"} for name in VIDEO_OUTPUTS}},
+                custom_opsets={"ai.alt": 1},
+            )  # fmt: skip
+            torch.onnx.export(
+                TextGraph(alt), (tokens,), str(out / "text.onnx"), opset_version=OPSET, dynamo=False,
+                input_names=["tokens"], output_names=["text_embedding"],
+                dynamic_axes={"tokens": {0: "n"}, "text_embedding": {0: "n"}},
+            )  # fmt: skip
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    video = attach(onnx.load(str(out / "video.onnx")))
+    meta = {
+        "name": cfg.name,
+        "version": Path(checkpoint).resolve().name,
+        "clip_arch": cfg.clip_arch,
+        "frames": cfg.frames,
+        "image_size": cfg.image_size,
+        "clips": cfg.test_clips,
+        "crops": cfg.test_crops,
+        "grid": list(alt.grid_size),
+        "context_length": int(tokens.shape[1]),
+        "logit_scale": float(alt.logit_scale().detach()),
+        "entity_names": bundle.corpus.names,
+        "default_labels": bundle.labels,
+        "label_templates": list(cfg.label_templates),
+    }
+    for key in ("name", "frames", "image_size", "grid"):
+        entry = video.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(meta[key])
+    onnx.checker.check_model(video, full_check=True)
+    onnx.save(video, str(out / "video.onnx"))
+    onnx.checker.check_model(onnx.load(str(out / "text.onnx")), full_check=True)
+    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta

@@ -1,0 +1,83 @@
+"""ONNX Runtime runtime over an `alt export onnx` directory: no PyTorch in the forward pass.
+
+The CPU execution provider everywhere; CUDA (and TensorRT) providers with onnxruntime-gpu.
+A GPU build silently falls back to the CPU when CUDA libraries are missing, so the providers
+the session really got are checked and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from model.clip import tokenizer
+
+from .base import ClipResult, ModelInfo, split_results
+
+log = logging.getLogger(__name__)
+
+
+def choose_providers(device: str) -> list[str]:
+    available = ort.get_available_providers()
+    wanted = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        wanted = [
+            p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available
+        ] + wanted
+    return wanted
+
+
+class OnnxBackend:
+    def __init__(self, onnx_dir: Path, device: str = "cpu") -> None:
+        onnx_dir = Path(onnx_dir)
+        for name in ("video.onnx", "text.onnx", "meta.json"):
+            if not (onnx_dir / name).is_file():
+                raise FileNotFoundError(f"{onnx_dir} is not an ONNX export: {name} is missing")
+        meta = json.loads((onnx_dir / "meta.json").read_text())
+        providers = choose_providers(device)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.video = ort.InferenceSession(
+            str(onnx_dir / "video.onnx"), options, providers=providers
+        )
+        self.text = ort.InferenceSession(str(onnx_dir / "text.onnx"), options, providers=providers)
+        active = self.video.get_providers()
+        if device.startswith("cuda") and "CUDAExecutionProvider" not in active:
+            log.warning("CUDA was asked for, but ONNX Runtime runs on %s (is onnxruntime-gpu installed "
+                        "with its CUDA libraries?)", active)  # fmt: skip
+        self._tokenize = tokenizer(meta["clip_arch"])
+        self.info = ModelInfo(
+            name=meta["name"],
+            version=meta["version"],
+            backend="onnxruntime",
+            device=active[0].removesuffix("ExecutionProvider").lower(),
+            dtype="fp32",
+            frames=meta["frames"],
+            image_size=meta["image_size"],
+            clips=meta["clips"],
+            crops=meta["crops"],
+            grid=tuple(meta["grid"]),
+            entity_names=tuple(meta["entity_names"]),
+            default_labels=tuple(meta["default_labels"]),
+            label_templates=tuple(meta["label_templates"]),
+            logit_scale=float(meta["logit_scale"]),
+        )
+
+    def encode_video(self, frames: np.ndarray, explain_regions: bool) -> list[ClipResult]:
+        emb, ids, scores, regions, patches = self.video.run(
+            None, {"frames": np.ascontiguousarray(frames, np.uint8)}
+        )
+        return split_results(emb, ids, scores, regions, patches if explain_regions else None)
+
+    def encode_labels(self, labels: Sequence[str]) -> np.ndarray:
+        templates = self.info.label_templates
+        prompts = [t.format(label) for label in labels for t in templates]
+        tokens = self._tokenize(prompts).numpy()
+        (feats,) = self.text.run(None, {"tokens": tokens})
+        feats = feats.reshape(len(labels), len(templates), -1).mean(axis=1)
+        return feats / np.linalg.norm(feats, axis=-1, keepdims=True)

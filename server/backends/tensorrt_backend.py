@@ -1,0 +1,51 @@
+"""TensorRT runtime for the video encoder (`video.plan` beside an ONNX export); label
+embeddings run on ONNX Runtime's text graph. Unverified: see the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import ClipResult, split_results
+from .onnx_backend import OnnxBackend
+
+OUTPUTS = ("embedding", "entity_ids", "entity_scores", "region_entities", "patch_entities")
+
+
+class TensorRTBackend(OnnxBackend):
+    def __init__(self, onnx_dir: Path) -> None:
+        import tensorrt as trt
+        import torch
+
+        from export.tensorrt import register_plugin  # noqa: F401 - the engine may use the plugin
+
+        super().__init__(onnx_dir, device="cpu")  # the text graph only
+        register_plugin()
+        plan = Path(onnx_dir) / "video.plan"
+        if not plan.is_file():
+            raise FileNotFoundError(f"no TensorRT engine at {plan}: run `alt export tensorrt`")
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(plan.read_bytes())
+        self.context = self.engine.create_execution_context()
+        self.torch = torch
+        self.info = self.info.__class__(
+            **{**self.info.__dict__, "backend": "tensorrt", "device": "cuda"}
+        )
+
+    def encode_video(self, frames: np.ndarray, explain_regions: bool) -> list[ClipResult]:
+        torch = self.torch
+        x = torch.as_tensor(frames, dtype=torch.uint8, device="cuda").contiguous()
+        self.context.set_input_shape("frames", tuple(x.shape))
+        self.context.set_tensor_address("frames", x.data_ptr())
+        outs = {}
+        for name in OUTPUTS:
+            shape = tuple(self.context.get_tensor_shape(name))
+            dtype = torch.int64 if name.endswith(("ids", "entities")) else torch.float32
+            outs[name] = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, outs[name].data_ptr())
+        stream = torch.cuda.current_stream()
+        self.context.execute_async_v3(stream.cuda_stream)
+        stream.synchronize()
+        arrays = [outs[name].cpu().numpy() for name in OUTPUTS]
+        return split_results(*arrays[:4], arrays[4] if explain_regions else None)

@@ -1,0 +1,105 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from model import build_alt
+from tests.media import moving_square_video
+from training.baseline import TemporalBaseline
+from training.data import ClipDataset, Sample
+from training.train import ALTVideo, TrainConfig, fit, split_params
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = ["moving right", "standing still"]
+
+
+def make_dataset(tmp_path, n=4):
+    samples = []
+    for i in range(n):
+        samples.append(
+            Sample(moving_square_video(tmp_path / f"r{i}.mp4", frames=20, seed=i), LABELS[0])
+        )
+        still = tmp_path / f"s{i}.mp4"
+        moving_square_video(still, frames=1, seed=10 + i)  # one frame: nothing moves
+        samples.append(Sample(still, LABELS[1]))
+    return samples
+
+
+def test_split_params_freezes_text_and_trains_image_tower_and_head(tiny_config):
+    alt, _ = build_alt(tiny_config)
+    backbone, head = split_params(ALTVideo(alt))
+    assert not any(p.requires_grad for p in alt.clip.transformer.parameters())
+    assert not alt.clip.token_embedding.weight.requires_grad
+    assert all(p.requires_grad for p in alt.clip.visual.parameters())
+    assert alt.alpha.requires_grad and {id(p) for p in head} == {
+        id(p) for p in [*alt.adapter.parameters(), alt.alpha]
+    }
+    base = TemporalBaseline(build_alt(tiny_config)[0])
+    _, base_head = split_params(base)
+    assert not any(p.requires_grad for p in base.alt.adapter.parameters())
+    assert {id(p) for p in base_head} == {
+        id(p) for p in [base.frame_embed, base.gate, *base.temporal.parameters()]
+    }
+    assert len(backbone) > 0
+
+
+@pytest.mark.parametrize("kind", ["alt", "baseline"])
+def test_fit_lowers_the_loss_and_resumes(tmp_path, tiny_config, kind):
+    torch.manual_seed(0)
+    alt, _ = build_alt(tiny_config.replace(alpha_init=0.1))
+    module = ALTVideo(alt) if kind == "alt" else TemporalBaseline(alt)
+    ds = ClipDataset(make_dataset(tmp_path), LABELS, 4, 64, train=True, progress=False)
+    with torch.no_grad():
+        label_emb = alt.encode_labels(LABELS)
+    cfg = TrainConfig(epochs=6, batch_size=4, lr=3e-3, state_dir=tmp_path / "state")
+    history = fit(module, ds, label_emb, cfg)
+    assert len(history) == 6 and history[-1] < history[0]
+    assert not module.training
+    # A longer run picks up where the saved state ended.
+    more = fit(
+        module,
+        ds,
+        label_emb,
+        TrainConfig(epochs=8, batch_size=4, lr=3e-3, state_dir=tmp_path / "state"),
+    )
+    assert more[:6] == history and len(more) == 8
+
+
+DDP_SCRIPT = """
+import sys, torch, torch.distributed as dist
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from model import build_alt, preset
+from training.data import ClipDataset, Sample
+from training.train import ALTVideo, TrainConfig, fit
+torch.manual_seed(0)
+alt, _ = build_alt(preset("tiny").replace(alpha_init=0.1))
+samples = [Sample(Path(p), l) for p, l in {samples!r}]
+ds = ClipDataset(samples, {labels!r}, 4, 64, train=True, progress=False)
+with torch.no_grad():
+    emb = alt.encode_labels({labels!r})
+hist = fit(ALTVideo(alt), ds, emb, TrainConfig(epochs=2, batch_size=2))
+flat = torch.cat([p.detach().flatten() for p in alt.parameters()])
+gathered = [torch.zeros_like(flat) for _ in range(2)]
+dist.all_gather(gathered, flat)
+print("RANK", dist.get_rank(), "SYNCED", bool(torch.equal(gathered[0], gathered[1])), "EPOCHS", len(hist), flush=True)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_two_cpu_processes(tmp_path):
+    samples = [(str(s.path), s.label) for s in make_dataset(tmp_path, n=2)]
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT), samples=samples, labels=LABELS))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RANK")]
+    assert sorted(lines) == ["RANK 0 SYNCED True EPOCHS 2", "RANK 1 SYNCED True EPOCHS 2"]
