@@ -5,12 +5,13 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
 from .backends import Backend, create_backend
 from .engine import Engine
 from .errors import install_handlers
 from .metrics import Metrics
-from .routes import meta, recognize
+from .routes import meta, recognize, web
 from .settings import Settings
 
 
@@ -51,4 +52,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.include_router(recognize.router)
     app.include_router(meta.router)
     app.include_router(meta.health)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     return app

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     max_label_chars: int = Field(200, ge=1)
     label_cache_size: int = Field(128, ge=1, description="label sets whose embeddings are kept")
 
+    samples_dir: Path | None = Field(
+        None,
+        description="sample videos for the web page (default: <checkpoint or onnx_dir>/samples)",
+    )
+
     api_key: SecretStr | None = Field(None, description="require 'Authorization: Bearer <key>'")
 
     @field_validator("api_key", mode="before")
@@ -53,6 +58,10 @@ class Settings(BaseSettings):
             raise ValueError(f"no ALT checkpoint at {self.checkpoint} (config.json missing)")
         if self.backend != "torch" and self.onnx_dir is None:
             raise ValueError(f"the {self.backend} backend needs onnx_dir (ALT_ONNX_DIR)")
+        if self.samples_dir is None:
+            self.samples_dir = (
+                self.checkpoint if self.backend == "torch" else self.onnx_dir
+            ) / "samples"
         return self
 
     @property

@@ -1,0 +1,192 @@
+// ALT Serve page: upload, recognize, and draw the aligned entities over the sampled frames.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+  "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075"];
+let chosen = null;      // the File (or Blob) to send
+let last = null;        // the last answer
+
+function choose(file, name) {
+  chosen = file;
+  const size = file.size < 1048576 ? `${Math.ceil(file.size / 1024)} KB` : `${(file.size / 1048576).toFixed(1)} MB`;
+  $("drop-text").textContent = `${name || file.name} (${size})`;
+  $("go").disabled = false;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+async function recognize() {
+  if (!chosen) return;
+  showError("");
+  $("busy").hidden = false;
+  $("go").disabled = true;
+  const params = new URLSearchParams({ explain: "regions", top_k: "5" });
+  const labels = $("labels").value.trim();
+  if (labels) params.set("labels", labels);
+  const body = new FormData();
+  body.append("video", chosen, chosen.name || "video.mp4");
+  const headers = {};
+  if ($("key").value) headers["Authorization"] = "Bearer " + $("key").value;
+  try {
+    const resp = await fetch("/recognize?" + params, { method: "POST", body, headers });
+    const data = await resp.json().catch(() => ({}));
+    if (!resp.ok) {
+      let detail = data.detail;
+      if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; ");
+      if (resp.status === 401) $("key-box").open = true;
+      throw new Error(`${resp.status}: ${detail || resp.statusText}`);
+    }
+    last = data;
+    await render(data);
+  } catch (err) {
+    showError(err.message.startsWith("Failed to fetch") ? "The server could not be reached." : err.message);
+  } finally {
+    $("busy").hidden = true;
+    $("go").disabled = false;
+  }
+}
+
+function seek(video, time) {
+  return new Promise((resolve) => {
+    const done = () => { video.removeEventListener("seeked", done); resolve(); };
+    video.addEventListener("seeked", done);
+    video.currentTime = Math.min(time, Math.max(0, (video.duration || time) - 0.001));
+  });
+}
+
+async function loadVideo() {
+  const video = $("player");
+  if (video.src) URL.revokeObjectURL(video.src);
+  video.src = URL.createObjectURL(chosen);
+  await new Promise((resolve) => {
+    video.onloadeddata = resolve;
+    video.onerror = resolve;  // frames stay blank; the regions still show
+  });
+  return video;
+}
+
+function drawOverlay(canvas, grid, highlight) {
+  // Paint one pixel per patch, then scale up without smoothing: crisp cells, no seams.
+  const rows = grid.length, cols = grid[0].length;
+  const cells = document.createElement("canvas");
+  cells.width = cols;
+  cells.height = rows;
+  const small = cells.getContext("2d");
+  const pixels = small.createImageData(cols, rows);
+  for (let y = 0; y < rows; y++) {
+    for (let x = 0; x < cols; x++) {
+      const e = grid[y][x];
+      if (e < 0 || (highlight !== null && e !== highlight)) continue;
+      const hex = PALETTE[e % PALETTE.length];
+      const i = 4 * (y * cols + x);
+      pixels.data[i] = parseInt(hex.slice(1, 3), 16);
+      pixels.data[i + 1] = parseInt(hex.slice(3, 5), 16);
+      pixels.data[i + 2] = parseInt(hex.slice(5, 7), 16);
+      pixels.data[i + 3] = highlight === null ? 100 : 170;
+    }
+  }
+  small.putImageData(pixels, 0, 0);
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(cells, 0, 0, canvas.width, canvas.height);
+}
+
+function highlight(index) {
+  document.querySelectorAll(".frame canvas.overlay").forEach((c) => drawOverlay(c, JSON.parse(c.dataset.grid), index));
+  document.querySelectorAll(".chip").forEach((c, i) => c.classList.toggle("dim", index !== null && i !== index));
+}
+
+async function render(data) {
+  const actions = $("actions");
+  actions.innerHTML = "";
+  for (const a of data.actions) {
+    const li = document.createElement("li");
+    li.innerHTML = `<span class="label"></span> <small>${(a.score * 100).toFixed(1)}%</small><div class="bar"></div>`;
+    li.querySelector(".label").textContent = a.label;
+    li.querySelector(".bar").style.width = `${Math.max(2, a.score * 100)}%`;
+    actions.appendChild(li);
+  }
+  const entities = $("entities");
+  entities.innerHTML = "";
+  (data.entities || []).forEach((e, i) => {
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    chip.style.background = PALETTE[i % PALETTE.length];
+    chip.textContent = `${e.name} ${(e.score * 100).toFixed(0)}%`;
+    chip.onmouseenter = () => highlight(i);
+    chip.onmouseleave = () => highlight(null);
+    entities.appendChild(chip);
+  });
+  const frames = $("frames");
+  frames.innerHTML = "";
+  const video = await loadVideo();
+  const crop = data.video.crop;
+  for (const region of data.regions || []) {
+    const box = document.createElement("div");
+    box.className = "frame";
+    const image = document.createElement("canvas");
+    const overlay = document.createElement("canvas");
+    image.width = image.height = overlay.width = overlay.height = 180;
+    overlay.className = "overlay";
+    overlay.dataset.grid = JSON.stringify(region.grid);
+    box.append(image, overlay);
+    const label = document.createElement("span");
+    label.textContent = `frame ${region.frame + 1} · ${region.time_s.toFixed(2)} s`;
+    box.appendChild(label);
+    frames.appendChild(box);
+    if (video.videoWidth) {
+      await seek(video, region.time_s);
+      image.getContext("2d").drawImage(video, crop.x, crop.y, crop.width, crop.height, 0, 0, 180, 180);
+    }
+    drawOverlay(overlay, region.grid, null);
+  }
+  const v = data.video, t = data.timings;
+  $("facts").textContent = `${v.width}×${v.height}, ${v.duration_s} s at ${v.fps} fps · ` +
+    `decode ${t.decode_ms} ms, queue ${t.queue_ms} ms, inference ${t.inference_ms} ms, total ${t.total_ms} ms · ` +
+    `${data.model.name} (${data.model.backend})`;
+  $("result").hidden = false;
+}
+
+async function loadSamples() {
+  const list = $("sample-list");
+  try {
+    const resp = await fetch("/samples");
+    const names = (await resp.json()).samples || [];
+    list.innerHTML = names.length ? "" : "none shipped with this model";
+    for (const name of names) {
+      const button = document.createElement("button");
+      button.className = "sample";
+      button.textContent = name.replace(/\.mp4$/, "").replaceAll("_", " ");
+      button.onclick = async () => {
+        const blob = await (await fetch(`/samples/${encodeURIComponent(name)}`)).blob();
+        choose(new File([blob], name, { type: "video/mp4" }), name);
+      };
+      const link = document.createElement("a");
+      link.href = `/samples/${encodeURIComponent(name)}`;
+      link.download = name;
+      link.textContent = "⤓";
+      link.title = "download";
+      list.append(button, link);
+    }
+  } catch (err) {
+    list.textContent = "unavailable";
+  }
+}
+
+$("file").addEventListener("change", (e) => e.target.files[0] && choose(e.target.files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  if (e.dataTransfer.files[0]) choose(e.dataTransfer.files[0]);
+});
+$("go").addEventListener("click", recognize);
+$("labels").addEventListener("keydown", (e) => { if (e.key === "Enter") recognize(); });
+loadSamples();

@@ -1,0 +1,102 @@
+"""The web page end to end in a real headless Chromium (driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.media import moving_square_video
+from tests.server.conftest import ServerProcess
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def page_server(tiny_checkpoint, tmp_path_factory):
+    samples = tmp_path_factory.mktemp("samples")
+    moving_square_video(samples / "square_moving.mp4", frames=40, seed=3)
+    srv = ServerProcess(
+        {
+            "ALT_CHECKPOINT": str(tiny_checkpoint),
+            "ALT_SAMPLES_DIR": str(samples),
+            "ALT_MAX_LABELS": "3",
+        }
+    )
+    yield srv, samples
+    srv.stop()
+
+
+def test_page_and_samples_are_served(page_server):
+    srv, samples = page_server
+    page = httpx.get(srv.url + "/")
+    assert page.status_code == 200 and "Recognize" in page.text
+    assert httpx.get(srv.url + "/static/app.js").status_code == 200
+    assert httpx.get(srv.url + "/samples").json() == {"samples": ["square_moving.mp4"]}
+    got = httpx.get(srv.url + "/samples/square_moving.mp4")
+    assert got.content == (samples / "square_moving.mp4").read_bytes()
+    assert httpx.get(srv.url + "/samples/..%2Fconfig.json").status_code == 404
+    assert httpx.get(srv.url + "/samples/nope.mp4").status_code == 404
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="no Chromium could be installed on this machine (apt package chromium)",
+)
+def test_upload_recognize_and_see_the_regions(page_server):
+    from playwright.sync_api import sync_playwright
+
+    srv, samples = page_server
+    video = samples / "square_moving.mp4"
+    expected = httpx.post(
+        srv.url + "/recognize", files={"video": video.read_bytes()}, params={"explain": "regions"}
+    ).json()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium(), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1100, "height": 1000})
+        page.goto(srv.url + "/")
+        page.wait_for_selector("#sample-list button.sample")
+        page.set_input_files("#file", str(video))
+        page.click("#go")
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.wait_for_function(
+            "document.querySelectorAll('.frame canvas.overlay').length === 4", timeout=30_000
+        )
+        top = page.inner_text("#actions li:first-child .label")
+        assert top == expected["actions"][0]["label"]
+        chips = page.locator(".chip")
+        assert chips.count() == len(expected["entities"])
+        painted = page.evaluate(
+            """() => [...document.querySelectorAll('.frame canvas.overlay')].map(c => {
+                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })"""
+        )
+        assert all(n > 0 for n in painted), painted
+        frame_pixels = page.evaluate(
+            """() => { const c = document.querySelector('.frame canvas:not(.overlay)');
+                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] + d[i+1] + d[i+2] > 0) n++; return n; }"""
+        )
+        assert frame_pixels > 0, "the sampled frame was not drawn"
+        chips.first.hover()
+        page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+        # A server error reaches the user as a readable message.
+        page.fill("#labels", "a,b,c,d")
+        page.click("#go")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "limit is 3" in page.inner_text("#error")
+        browser.close()
