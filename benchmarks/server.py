@@ -1,0 +1,178 @@
+"""Server throughput and latency on loopback: clips/s and p50/p95/p99 at several concurrency
+levels, batching on vs off, the time split (decode, queue, inference) from /metrics, the raw
+model throughput of the same backend and batch size, and open-vocabulary label-set cost.
+
+    python -m benchmarks.server --checkpoint checkpoints/default
+    python -m benchmarks.server --preset B/16          # random-weight B/16 checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+from model import build_alt, load_checkpoint, preset, save_checkpoint
+from model.video import decode_clip, write_video
+
+from .common import machine, median_seconds, percentile, table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = self.url.rsplit(":", 1)[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", port, "--log-level", "warning"],
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        )  # fmt: skip
+        for _ in range(600):
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+def stage_means(before: str, after: str) -> dict[str, float]:
+    def read(text: str) -> dict[str, tuple[float, float]]:
+        out = {}
+        for stage in ("decode", "queue", "inference", "total"):
+            s = re.search(rf'alt_stage_seconds_sum{{stage="{stage}"}} (\S+)', text)
+            c = re.search(rf'alt_stage_seconds_count{{stage="{stage}"}} (\S+)', text)
+            out[stage] = (float(s.group(1)) if s else 0.0, float(c.group(1)) if c else 0.0)
+        return out
+
+    a, b = read(before), read(after)
+    return {k: 1000 * (b[k][0] - a[k][0]) / max(1.0, b[k][1] - a[k][1]) for k in a}
+
+
+async def load(url: str, videos: list[bytes], concurrency: int, requests: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    counter = iter(range(requests))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for i in counter:
+            t = time.perf_counter()
+            r = await client.post("/recognize", content=videos[i % len(videos)], params={"explain": "none"},
+                                  headers={"content-type": "video/mp4"})  # fmt: skip
+            r.raise_for_status()
+            latencies.append(time.perf_counter() - t)
+
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker(client) for _ in range(concurrency)])
+        return latencies, time.perf_counter() - t0
+
+
+def sample_videos(folder: Path, n: int = 8) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        frames = np.full((50, 240, 320, 3), rng.integers(0, 255, 3), np.uint8)
+        for t in range(50):
+            frames[t, 100:140, 4 * t : 4 * t + 40] = 255 - frames[t, 0, 0]
+        write_video(folder / f"v{i}.mp4", frames, fps=25)
+        out.append((folder / f"v{i}.mp4").read_bytes())
+    return out
+
+
+def raw_throughput(checkpoint: Path, videos: list[bytes], batch: int, device: str, dtype: str) -> float:
+    from server.backends.torch_backend import TorchBackend
+
+    backend = TorchBackend(checkpoint, device, dtype)
+    info = backend.info
+    clips = np.concatenate([decode_clip(v, info.frames, info.image_size, info.clips, info.crops)[0].numpy() for v in videos])
+    reps = int(np.ceil(batch / len(clips)))
+    frames = np.concatenate([clips] * reps)[:batch]
+    secs = median_seconds(lambda: backend.encode_video(frames, False), device, reps=3)
+    return batch / secs
+
+
+def open_vocab(url: str, video: bytes, n_labels: int, reps: int) -> tuple[float, float]:
+    def post(params):
+        t = time.perf_counter()
+        httpx.post(url + "/recognize", content=video, params=params, headers={"content-type": "video/mp4"}, timeout=600).raise_for_status()
+        return time.perf_counter() - t
+
+    cached = [post({"explain": "none"}) for _ in range(reps)]
+    fresh = [post({"explain": "none", "labels": ",".join(f"action {k} number {j}" for j in range(n_labels))}) for k in range(reps)]
+    return float(np.median(cached)), float(np.median(fresh))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, help="default: a random-weight checkpoint of --preset")
+    p.add_argument("--preset", default="B/16")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--requests", type=int, default=0, help="per level (default: max(16, 2 x concurrency))")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="fp32")
+    p.add_argument("--labels", type=int, default=400, help="size of the new label set for the open-vocabulary test")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        checkpoint = a.checkpoint
+        if checkpoint is None:
+            torch.manual_seed(0)
+            model, corpus = build_alt(preset(a.preset))
+            checkpoint = tmp / "ckpt"
+            save_checkpoint(checkpoint, model, corpus, [f"action {i}" for i in range(400)])
+        name = load_checkpoint(checkpoint).model.config.name
+        videos = sample_videos(tmp)
+        raw = raw_throughput(checkpoint, videos, a.batch, a.device, a.dtype)
+        print(f"Machine: {machine()}\nModel {name} on {a.device} {a.dtype}; raw model throughput at batch {a.batch}: {raw:.2f} clips/s\n")
+        rows = []
+        for batching in (True, False):
+            env = {"ALT_CHECKPOINT": str(checkpoint), "ALT_DEVICE": a.device, "ALT_DTYPE": a.dtype,
+                   "ALT_MAX_BATCH_SIZE": str(a.batch if batching else 1), "ALT_MAX_WAIT_MS": "5" if batching else "0",
+                   "ALT_MAX_QUEUE": "1024", "ALT_REQUEST_TIMEOUT_S": "600"}  # fmt: skip
+            server = Server(env)
+            try:
+                asyncio.run(load(server.url, videos, 2, 4))  # warm
+                for c in a.concurrency:
+                    n = a.requests or max(16, 2 * c)
+                    before = httpx.get(server.url + "/metrics").text
+                    lat, wall = asyncio.run(load(server.url, videos, c, n))
+                    split = stage_means(before, httpx.get(server.url + "/metrics").text)
+                    rows.append(["on" if batching else "off", c, n, n / wall, 100 * n / wall / raw,
+                                 1000 * percentile(lat, 50), 1000 * percentile(lat, 95), 1000 * percentile(lat, 99),
+                                 split["decode"], split["queue"], split["inference"]])  # fmt: skip
+                if batching:
+                    cached, fresh = open_vocab(server.url, videos[0], a.labels, 3)
+            finally:
+                server.stop()
+        print(table(["batching", "clients", "requests", "clips/s", "% of raw", "p50 ms", "p95 ms", "p99 ms",
+                     "decode ms", "queue ms", "inference ms"], rows))  # fmt: skip
+        print(f"\nOpen vocabulary: request with the cached default label set {1000 * cached:.0f} ms; "
+              f"with a new set of {a.labels} labels {1000 * fresh:.0f} ms (median of 3)")
+
+
+if __name__ == "__main__":
+    main()
