@@ -16,7 +16,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def median_seconds(fn: Callable[[], object], device: str = "cpu", warmup: int = 1, reps: int = 3) -> float:
+def median_seconds(
+    fn: Callable[[], object], device: str = "cpu", warmup: int = 1, reps: int = 3
+) -> float:
     for _ in range(warmup):
         fn()
     sync(device)
@@ -29,7 +31,9 @@ def median_seconds(fn: Callable[[], object], device: str = "cpu", warmup: int = 
     return statistics.median(times)
 
 
-def matmul_peak_gflops(device: str = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048) -> float:
+def matmul_peak_gflops(
+    device: str = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048
+) -> float:
     """Measured dense matmul rate (GFLOP/s, 2 per multiply-add) on this machine, right now."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -54,7 +58,11 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     def fmt(v: object) -> str:
-        return f"{v:.3g}" if isinstance(v, float) and abs(v) < 100 else (f"{v:.0f}" if isinstance(v, float) else str(v))
+        return (
+            f"{v:.3g}"
+            if isinstance(v, float) and abs(v) < 100
+            else (f"{v:.0f}" if isinstance(v, float) else str(v))
+        )
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]

@@ -35,27 +35,50 @@ def make_video(path: Path, height: int, width: int, seconds: float, fps: int = 2
     return path
 
 
-def run(folder: Path, frames: int, size: int, seconds: float, reps: int, model_ms: float | None, names) -> str:
+def run(
+    folder: Path, frames: int, size: int, seconds: float, reps: int, model_ms: float | None, names
+) -> str:
     rows = []
     for name in names:
         h, w = SIZES[name]
         data = make_video(folder / f"{name}-{seconds:g}s.mp4", h, w, seconds).read_bytes()
-        seek = median_seconds(lambda d=data: decode_clip(d, frames, size, seek_min_frames=1), reps=reps)
-        seq = median_seconds(lambda d=data: decode_clip(d, frames, size, seek_min_frames=10**9), reps=reps)
-        share = f"{100 * min(seek, seq) * 1000 / (min(seek, seq) * 1000 + model_ms):.1f}%" if model_ms else "-"
-        rows.append([name, f"{len(data) / 2**20:.1f} MB", 1000 * seek, 1000 * seq, seq / seek, share])
+        seek = median_seconds(
+            lambda d=data: decode_clip(d, frames, size, seek_min_frames=1), reps=reps
+        )
+        seq = median_seconds(
+            lambda d=data: decode_clip(d, frames, size, seek_min_frames=10**9), reps=reps
+        )
+        share = (
+            f"{100 * min(seek, seq) * 1000 / (min(seek, seq) * 1000 + model_ms):.1f}%"
+            if model_ms
+            else "-"
+        )
+        rows.append(
+            [name, f"{len(data) / 2**20:.1f} MB", 1000 * seek, 1000 * seq, seq / seek, share]
+        )
     head = f"{frames} frames at {size}px from {seconds:g} s videos, median of {reps}"
-    return head + "\n\n" + table(["video", "size", "seek ms", "sequential ms", "seek speed-up", "share of clip time"], rows)
+    return (
+        head
+        + "\n\n"
+        + table(
+            ["video", "size", "seek ms", "sequential ms", "seek speed-up", "share of clip time"],
+            rows,
+        )
+    )
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--folder", type=Path, default=Path("runs/bench-videos"))
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--model-ms", type=float, default=None, help="per-clip model time, for the share column")
+    p.add_argument(
+        "--model-ms", type=float, default=None, help="per-clip model time, for the share column"
+    )
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     a = p.parse_args()
     print(run(a.folder, a.frames, a.size, a.seconds, a.reps, a.model_ms, a.sizes))

@@ -58,7 +58,17 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
 
             secs = median_seconds(clip_pool, device, reps=reps)
             macs = clip_mean_pool_macs(cfg)
-            rows.append(["CLIP mean pooling", dname, b, 1000 * secs / b, b / secs, macs / 1e9, 2 * macs * b / secs / 1e9 / peak[dname] * 100])
+            rows.append(
+                [
+                    "CLIP mean pooling",
+                    dname,
+                    b,
+                    1000 * secs / b,
+                    b / secs,
+                    macs / 1e9,
+                    2 * macs * b / secs / 1e9 / peak[dname] * 100,
+                ]
+            )
             for r, model in models.items():
 
                 def forward(model=model):
@@ -67,7 +77,17 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
 
                 secs = median_seconds(forward, device, reps=reps)
                 macs = count(model.config, len(corpus)).per_view
-                rows.append([f"ALT r={r}", dname, b, 1000 * secs / b, b / secs, macs / 1e9, 2 * macs * b / secs / 1e9 / peak[dname] * 100])
+                rows.append(
+                    [
+                        f"ALT r={r}",
+                        dname,
+                        b,
+                        1000 * secs / b,
+                        b / secs,
+                        macs / 1e9,
+                        2 * macs * b / secs / 1e9 / peak[dname] * 100,
+                    ]
+                )
                 if r == 8 and dname == "fp32":
 
                     def backbone(model=model):
@@ -97,16 +117,32 @@ def onnx_rows(alt, corpus, cfg, b, reps, peak, rs) -> list[list]:
             model.load_state_dict(alt.state_dict())
             save_checkpoint(Path(d) / "ckpt", model, corpus, ["a"])
             export_onnx(Path(d) / "ckpt", Path(d) / "onnx")
-            sess = ort.InferenceSession(str(Path(d) / "onnx" / "video.onnx"), providers=["CPUExecutionProvider"])
-            frames = np.random.default_rng(0).integers(0, 255, (b, cfg.frames, 3, cfg.image_size, cfg.image_size), dtype=np.uint8)
+            sess = ort.InferenceSession(
+                str(Path(d) / "onnx" / "video.onnx"), providers=["CPUExecutionProvider"]
+            )
+            frames = np.random.default_rng(0).integers(
+                0, 255, (b, cfg.frames, 3, cfg.image_size, cfg.image_size), dtype=np.uint8
+            )
             secs = median_seconds(lambda sess=sess: sess.run(None, {"frames": frames}), reps=reps)
             macs = count(model.config, len(corpus)).per_view
-            rows.append([f"ALT r={r} (ONNX Runtime)", "fp32", b, 1000 * secs / b, b / secs, macs / 1e9, 2 * macs * b / secs / 1e9 / peak * 100])
+            rows.append(
+                [
+                    f"ALT r={r} (ONNX Runtime)",
+                    "fp32",
+                    b,
+                    1000 * secs / b,
+                    b / secs,
+                    macs / 1e9,
+                    2 * macs * b / secs / 1e9 / peak * 100,
+                ]
+            )
     return rows
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--preset", default="B/16")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     p.add_argument("--rs", type=int, nargs="+", default=[0, 8, 13])
@@ -116,7 +152,9 @@ def main() -> None:
     p.add_argument("--no-onnx", dest="onnx", action="store_false")
     p.add_argument("--quick", action="store_true", help="batch 1, one rep: a smoke run")
     a = p.parse_args()
-    dtypes = a.dtypes or (["fp32", "bf16", "fp16"] if a.device.startswith("cuda") else ["fp32", "bf16"])
+    dtypes = a.dtypes or (
+        ["fp32", "bf16", "fp16"] if a.device.startswith("cuda") else ["fp32", "bf16"]
+    )
     if a.quick:
         a.batches, a.reps = [1], 1
     print(run(a.preset, a.batches, a.rs, dtypes, a.device, a.reps, a.onnx))

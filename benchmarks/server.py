@@ -43,9 +43,12 @@ class Server:
         port = self.url.rsplit(":", 1)[1]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", port, "--log-level", "warning"],
-            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+            env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+            cwd=ROOT,
         )  # fmt: skip
         for _ in range(600):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return
@@ -72,7 +75,9 @@ def stage_means(before: str, after: str) -> dict[str, float]:
     return {k: 1000 * (b[k][0] - a[k][0]) / max(1.0, b[k][1] - a[k][1]) for k in a}
 
 
-async def load(url: str, videos: list[bytes], concurrency: int, requests: int) -> tuple[list[float], float]:
+async def load(
+    url: str, videos: list[bytes], concurrency: int, requests: int
+) -> tuple[list[float], float]:
     latencies: list[float] = []
     counter = iter(range(requests))
 
@@ -102,12 +107,19 @@ def sample_videos(folder: Path, n: int = 8) -> list[bytes]:
     return out
 
 
-def raw_throughput(checkpoint: Path, videos: list[bytes], batch: int, device: str, dtype: str) -> float:
+def raw_throughput(
+    checkpoint: Path, videos: list[bytes], batch: int, device: str, dtype: str
+) -> float:
     from server.backends.torch_backend import TorchBackend
 
     backend = TorchBackend(checkpoint, device, dtype)
     info = backend.info
-    clips = np.concatenate([decode_clip(v, info.frames, info.image_size, info.clips, info.crops)[0].numpy() for v in videos])
+    clips = np.concatenate(
+        [
+            decode_clip(v, info.frames, info.image_size, info.clips, info.crops)[0].numpy()
+            for v in videos
+        ]
+    )
     reps = int(np.ceil(batch / len(clips)))
     frames = np.concatenate([clips] * reps)[:batch]
     secs = median_seconds(lambda: backend.encode_video(frames, False), device, reps=3)
@@ -117,24 +129,49 @@ def raw_throughput(checkpoint: Path, videos: list[bytes], batch: int, device: st
 def open_vocab(url: str, video: bytes, n_labels: int, reps: int) -> tuple[float, float]:
     def post(params):
         t = time.perf_counter()
-        httpx.post(url + "/recognize", content=video, params=params, headers={"content-type": "video/mp4"}, timeout=600).raise_for_status()
+        httpx.post(
+            url + "/recognize",
+            content=video,
+            params=params,
+            headers={"content-type": "video/mp4"},
+            timeout=600,
+        ).raise_for_status()
         return time.perf_counter() - t
 
     cached = [post({"explain": "none"}) for _ in range(reps)]
-    fresh = [post({"explain": "none", "labels": ",".join(f"action {k} number {j}" for j in range(n_labels))}) for k in range(reps)]
+    fresh = [
+        post(
+            {
+                "explain": "none",
+                "labels": ",".join(f"action {k} number {j}" for j in range(n_labels)),
+            }
+        )
+        for k in range(reps)
+    ]
     return float(np.median(cached)), float(np.median(fresh))
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, help="default: a random-weight checkpoint of --preset")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, help="default: a random-weight checkpoint of --preset"
+    )
     p.add_argument("--preset", default="B/16")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
-    p.add_argument("--requests", type=int, default=0, help="per level (default: max(16, 2 x concurrency))")
+    p.add_argument(
+        "--requests", type=int, default=0, help="per level (default: max(16, 2 x concurrency))"
+    )
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="fp32")
-    p.add_argument("--labels", type=int, default=400, help="size of the new label set for the open-vocabulary test")
+    p.add_argument(
+        "--labels",
+        type=int,
+        default=400,
+        help="size of the new label set for the open-vocabulary test",
+    )
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -147,7 +184,9 @@ def main() -> None:
         name = load_checkpoint(checkpoint).model.config.name
         videos = sample_videos(tmp)
         raw = raw_throughput(checkpoint, videos, a.batch, a.device, a.dtype)
-        print(f"Machine: {machine()}\nModel {name} on {a.device} {a.dtype}; raw model throughput at batch {a.batch}: {raw:.2f} clips/s\n")
+        print(
+            f"Machine: {machine()}\nModel {name} on {a.device} {a.dtype}; raw model throughput at batch {a.batch}: {raw:.2f} clips/s\n"
+        )
         rows = []
         for batching in (True, False):
             env = {"ALT_CHECKPOINT": str(checkpoint), "ALT_DEVICE": a.device, "ALT_DTYPE": a.dtype,
@@ -170,8 +209,10 @@ def main() -> None:
                 server.stop()
         print(table(["batching", "clients", "requests", "clips/s", "% of raw", "p50 ms", "p95 ms", "p99 ms",
                      "decode ms", "queue ms", "inference ms"], rows))  # fmt: skip
-        print(f"\nOpen vocabulary: request with the cached default label set {1000 * cached:.0f} ms; "
-              f"with a new set of {a.labels} labels {1000 * fresh:.0f} ms (median of 3)")
+        print(
+            f"\nOpen vocabulary: request with the cached default label set {1000 * cached:.0f} ms; "
+            f"with a new set of {a.labels} labels {1000 * fresh:.0f} ms (median of 3)"
+        )
 
 
 if __name__ == "__main__":
