@@ -192,6 +192,8 @@ def main() -> None:
             env = {"ALT_CHECKPOINT": str(checkpoint), "ALT_DEVICE": a.device, "ALT_DTYPE": a.dtype,
                    "ALT_MAX_BATCH_SIZE": str(a.batch if batching else 1), "ALT_MAX_WAIT_MS": "5" if batching else "0",
                    "ALT_MAX_QUEUE": "1024", "ALT_REQUEST_TIMEOUT_S": "600"}  # fmt: skip
+            if a.decode_workers:
+                env["ALT_DECODE_WORKERS"] = str(a.decode_workers)
             server = Server(env)
             try:
                 asyncio.run(load(server.url, videos, 2, 4))  # warm

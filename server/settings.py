@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +30,11 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
     max_queue: int = Field(64, ge=1, description="requests waiting before 429")
     request_timeout_s: float = Field(60.0, gt=0, description="queue + inference budget before 504")
-    decode_workers: int = Field(2, ge=1)
+    decode_workers: int = Field(
+        default_factory=lambda: max(2, min(8, os.cpu_count() or 2)),
+        ge=1,
+        description="threads decoding uploads (default: the cores, 2 to 8)",
+    )
 
     # Input limits
     max_upload_mb: float = Field(100.0, gt=0)
