@@ -31,7 +31,7 @@ def clip_mean_pool_macs(cfg) -> int:
 
 
 def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], device: str, reps: int,
-        with_onnx: bool) -> str:  # fmt: skip
+        onnx_rs: list[int]) -> str:  # fmt: skip
     torch.manual_seed(0)
     cfg = preset(preset_name)
     alt, corpus = build_alt(cfg)
@@ -95,8 +95,8 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
                             model.encode_frames(frames)
 
                     shares.append((b, 1 - median_seconds(backbone, device, reps=reps) / secs))
-        if with_onnx and device == "cpu":
-            rows.extend(onnx_rows(alt, corpus, cfg, b, reps, peak["fp32"], rs))
+        if onnx_rs and device == "cpu":
+            rows.extend(onnx_rows(alt, corpus, cfg, b, reps, peak["fp32"], onnx_rs))
     out = [f"Machine: {machine()}",
            "Peak (measured 2048^3 matmul): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()),
            "", table(["model", "dtype", "batch", "ms/clip", "clips/s", "GFLOPs/clip", "% of peak"], rows), ""]  # fmt: skip
@@ -111,7 +111,7 @@ def onnx_rows(alt, corpus, cfg, b, reps, peak, rs) -> list[list]:
     from export.onnx_export import export_onnx
 
     rows = []
-    for r in [r for r in rs if r in (0, 8)]:
+    for r in rs:
         with tempfile.TemporaryDirectory() as d:
             model, _ = build_alt(cfg.replace(merge_r=r))
             model.load_state_dict(alt.state_dict())
@@ -149,7 +149,15 @@ def main() -> None:
     p.add_argument("--dtypes", nargs="+", default=None, help="default: fp32 bf16 (+ fp16 on cuda)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--no-onnx", dest="onnx", action="store_false")
+    p.add_argument(
+        "--onnx-rs",
+        dest="onnx_rs",
+        type=int,
+        nargs="*",
+        default=[0, 8],
+        help="r values to time in ONNX Runtime (CPU)",
+    )
+    p.add_argument("--no-onnx", dest="onnx_rs", action="store_const", const=[])
     p.add_argument("--quick", action="store_true", help="batch 1, one rep: a smoke run")
     a = p.parse_args()
     dtypes = a.dtypes or (
@@ -157,7 +165,7 @@ def main() -> None:
     )
     if a.quick:
         a.batches, a.reps = [1], 1
-    print(run(a.preset, a.batches, a.rs, dtypes, a.device, a.reps, a.onnx))
+    print(run(a.preset, a.batches, a.rs, dtypes, a.device, a.reps, a.onnx_rs))
 
 
 if __name__ == "__main__":

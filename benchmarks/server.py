@@ -166,7 +166,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="fp32")
-    p.add_argument("--decode-workers", type=int, default=0, help="server decode threads (default: its own)")
+    p.add_argument(
+        "--decode-workers", type=int, default=0, help="server decode threads (default: its own)"
+    )
     p.add_argument(
         "--labels",
         type=int,

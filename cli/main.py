@@ -64,6 +64,22 @@ def _build_default(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from training.commands import train_command
+
+    summary = train_command(args)
+    if summary:
+        print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.commands import evaluate_command
+
+    print(json.dumps(evaluate_command(args), indent=1))
+    return 0
+
+
 def _world(args: argparse.Namespace) -> int:
     from training.generate import generate_world
 
@@ -137,6 +153,67 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", type=Path, help="output directory (onnx) or engine file (tensorrt)")
     export.add_argument("--fp16", action="store_true", help="TensorRT: build an FP16 engine")
     export.set_defaults(func=_export)
+
+    formats = ["csv", "ucf101", "hmdb51", "ssv2"]
+    train = sub.add_parser(
+        "train", help="train ALT: fully supervised, zero-shot source, or few-shot"
+    )
+    train.add_argument(
+        "--train", type=Path, required=True, help="annotation file of the training set"
+    )
+    train.add_argument(
+        "--format", choices=formats, default="csv", help="csv: Kinetics-style path,label"
+    )
+    train.add_argument(
+        "--video-root",
+        dest="video_root",
+        type=Path,
+        help="videos folder (default: beside the file)",
+    )
+    train.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    train.add_argument("--preset", default="B/16")
+    train.add_argument(
+        "--pretrained", help="open_clip pretrained tag, or a local CLIP weights file"
+    )
+    train.add_argument(
+        "--entities",
+        type=Path,
+        help="entity file (JSON or text); label nouns and body parts are added",
+    )
+    train.add_argument(
+        "--regime",
+        choices=["supervised", "zero-shot", "few-shot"],
+        default="supervised",
+        help="zero-shot trains on the source set like supervised; evaluate on the target labels",
+    )
+    train.add_argument("--shots", type=int, help="few-shot: examples per class")
+    train.add_argument("--frames", type=int, help="override the preset's frames per clip")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", dest="batch_size", type=int, default=16)
+    train.add_argument(
+        "--lr", type=float, default=1e-3, help="adapter LR; the image tower gets 0.1x"
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="top-1/top-5 (and alignment quality) of a checkpoint"
+    )
+    evaluate.add_argument("checkpoint", type=Path)
+    evaluate.add_argument(
+        "--test", type=Path, required=True, help="annotation file of the test set"
+    )
+    evaluate.add_argument("--format", choices=formats, default="csv")
+    evaluate.add_argument("--video-root", dest="video_root", type=Path)
+    evaluate.add_argument("--split", type=int, default=1, help="hmdb51 split number")
+    evaluate.add_argument(
+        "--labels-from-test",
+        dest="labels_from_test",
+        action="store_true",
+        help="score against the test set's own labels (zero-shot), not the checkpoint's",
+    )
+    evaluate.add_argument("--masks", type=Path, help="world masks .npz: also score the alignment")
+    evaluate.set_defaults(func=_evaluate)
 
     world = sub.add_parser("world", help="generate the procedural action world (mp4 + annotations)")
     world.add_argument("out", type=Path)

@@ -1,0 +1,72 @@
+"""`alt train` and `alt evaluate` end to end on a small generated world."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from training.generate import generate_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    generate_world(
+        out, {"train": 1, "val": 0, "test": 1, "fewshot": 2, "zeroshot": 1}, seed=9, workers=2
+    )
+    return out
+
+
+def alt(*args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_with_alignment_quality(world, tmp_path):
+    summary = alt(
+        "train",
+        "--preset",
+        "tiny",
+        "--train",
+        world / "train.csv",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        tmp_path / "ckpt",
+    )
+    assert summary["classes"] == 24 and len(summary["loss"]) == 1
+    result = alt(
+        "evaluate",
+        tmp_path / "ckpt",
+        "--test",
+        world / "test.csv",
+        "--masks",
+        world / "masks" / "test.npz",
+    )
+    assert result["n"] == 24 and 0 <= result["top1"] <= result["top5"] <= 100
+    assert 0 <= result["entity_precision"] <= 100 and 0 <= result["region_accuracy"] <= 100
+    labels = json.loads((tmp_path / "ckpt" / "labels.json").read_text())
+    corpus = [
+        e["name"] for e in json.loads((tmp_path / "ckpt" / "corpus.json").read_text())["entities"]
+    ]
+    assert len(labels) == 24 and {"ball", "box", "cup", "hand"} <= set(
+        corpus
+    )  # mined from labels + body parts
+
+
+@pytest.mark.slow
+def test_few_shot_regime_and_zero_shot_evaluation(world, tmp_path):
+    summary = alt("train", "--preset", "tiny", "--train", world / "fewshot.csv", "--regime", "few-shot", "--shots", "1",
+                  "--epochs", "1", "--out", tmp_path / "fs")  # fmt: skip
+    assert summary["clips"] == 6 and summary["regime"] == "few-shot"
+    result = alt(
+        "evaluate", tmp_path / "fs", "--test", world / "zeroshot.csv", "--labels-from-test"
+    )
+    assert result["n"] == 6

@@ -1,0 +1,93 @@
+"""`alt train` and `alt evaluate` on any annotation file (ours or a real dataset's)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model import build_alt, load_checkpoint, preset, save_checkpoint
+from model.corpus import BODY_PARTS, Entity, entities_from_labels, merge_entities, read_entity_file
+
+from .data import (
+    ClipDataset,
+    few_shot,
+    read_csv,
+    read_hmdb51_splits,
+    read_ssv2_json,
+    read_ucf101_split,
+)
+from .evaluate import accuracy, alignment_quality, embed
+from .train import ALTVideo, TrainConfig, fit
+
+
+def read_samples(kind: str, path: Path, root: Path | None, split: int = 1, subset: str = "train"):
+    if kind == "csv":
+        return read_csv(path)
+    if kind == "ucf101":
+        return read_ucf101_split(path, root or path.parent)
+    if kind == "hmdb51":
+        return read_hmdb51_splits(path, root or path.parent, split, subset)
+    if kind == "ssv2":
+        return read_ssv2_json(path, root or path.parent)
+    raise ValueError(f"unknown annotation format {kind!r}")
+
+
+def train_command(args) -> dict:
+    samples = read_samples(args.format, args.train, args.video_root)
+    if args.regime == "few-shot":
+        if not args.shots:
+            raise SystemExit("alt train: the few-shot regime needs --shots K")
+        samples = few_shot(samples, args.shots, args.seed)
+    labels = sorted({s.label for s in samples})
+    entities = read_entity_file(args.entities) if args.entities else []
+    entities = merge_entities(
+        entities, entities_from_labels(labels), [Entity(p, kind="body part") for p in BODY_PARTS]
+    )
+    config = preset(args.preset)
+    if args.frames:
+        config = config.replace(frames=args.frames)
+    torch.manual_seed(args.seed)
+    alt, corpus = build_alt(config, pretrained=args.pretrained, entities=entities)
+    dataset = ClipDataset(
+        samples, labels, config.frames, config.image_size, train=True, seed=args.seed
+    )
+    with torch.no_grad():
+        label_emb = alt.encode_labels(labels)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      state_dir=Path(args.out) / "train_state")  # fmt: skip
+    history = fit(ALTVideo(alt), dataset, label_emb, cfg)
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return {}
+    save_checkpoint(Path(args.out), alt, corpus, labels)
+    summary = {
+        "regime": args.regime,
+        "clips": len(samples),
+        "classes": len(labels),
+        "loss": history,
+    }
+    (Path(args.out) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def evaluate_command(args) -> dict:
+    bundle = load_checkpoint(args.checkpoint)
+    alt = bundle.model
+    samples = read_samples(args.format, args.test, args.video_root, args.split, "test")
+    labels = sorted({s.label for s in samples}) if args.labels_from_test else bundle.labels
+    cfg = alt.config
+    dataset = ClipDataset(samples, labels, cfg.frames, cfg.image_size, train=False)
+    module = ALTVideo(alt)
+    with torch.no_grad():
+        result = accuracy(*embed(module, dataset), alt.encode_labels(labels))
+    if args.masks:
+        world = Path(args.masks).parent.parent
+        names = json.loads((world / "world.json").read_text())["entities"]
+        result.update(
+            alignment_quality(
+                alt, dataset, dict(np.load(args.masks)), world, bundle.corpus.names, names
+            )
+        )
+    return result
