@@ -2,7 +2,8 @@
 
     video.onnx   frames uint8 (B, T, 3, H, W) -> embedding (B, D), entity_ids (B, K),
                  entity_scores (B, K), region_entities (B, T, R), patch_entities (B, T, P)
-    text.onnx    tokens int64 (N, L) -> text embeddings (N, D), normalized
+    text.onnx    tokens int64 (N, L) -> prompt embeddings (N, D), normalized
+    label_map.npz  the affine label map, when the model has one (weight, bias)
     meta.json    what a runtime needs besides: sizes, entities, labels, templates, scale
 
 Batch is dynamic; T, H, W are fixed per export. Token merging is one `ai.alt::TokenMerge`
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from torch import Tensor, nn
@@ -104,4 +106,10 @@ def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
     onnx.save(video, str(out / "video.onnx"))
     onnx.checker.check_model(onnx.load(str(out / "text.onnx")), full_check=True)
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    if alt.label_proj is not None:
+        np.savez(
+            out / "label_map.npz",
+            weight=alt.label_proj.weight.detach().numpy(),
+            bias=alt.label_proj.bias.detach().numpy(),
+        )
     return meta

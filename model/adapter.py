@@ -70,6 +70,10 @@ class VideoAdapter(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(dim, heads, mlp_ratio) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
         self.proj = nn.Linear(dim, dim)
+        # Zero output at start: ALT begins as CLIP mean pooling, yet every adapter weight gets
+        # a gradient from the first step (a zero gate alpha would starve them instead).
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
 
     def forward(self, entities: Tensor, regions: Tensor, sizes: Tensor) -> Tensor:
         """entities `(B, K, D)`, regions `(B, T, R, D)`, sizes `(B, T, R)` -> `(B, D)`."""

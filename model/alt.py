@@ -57,6 +57,11 @@ class ALT(nn.Module):
             mlp_ratio=config.adapter_mlp_ratio,
         )
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init)))
+        self.label_proj = None
+        if config.label_proj:
+            self.label_proj = nn.Linear(dim, dim)
+            nn.init.eye_(self.label_proj.weight)
+            nn.init.zeros_(self.label_proj.bias)
         # The corpus is an offline artifact saved beside the weights, not part of them.
         self.register_buffer("entities", entity_embeddings.float().clone(), persistent=False)
         mean = torch.tensor(visual.image_mean or (0.48145466, 0.4578275, 0.40821073))
@@ -157,14 +162,27 @@ class ALT(nn.Module):
     def encode_strings(self, texts: Sequence[str]) -> Tensor:
         return self.encode_text(self.tokenize(texts).to(self.alpha.device))
 
-    def encode_labels(
+    def label_features(
         self, labels: Sequence[str], templates: Sequence[str] | None = None
     ) -> Tensor:
-        """Label embeddings `(L, D)`: normalized mean over prompt templates (ALT.md §5)."""
+        """The text side's part of label embeddings `(L, D)`: the normalized mean over prompt
+        templates of normalized text features (ALT.md §5). Frozen in training."""
         templates = tuple(templates or self.config.label_templates)
         prompts = [t.format(label) for label in labels for t in templates]
         feats = self.encode_strings(prompts).reshape(len(labels), len(templates), -1)
         return F.normalize(feats.mean(dim=1), dim=-1)
+
+    def project_labels(self, features: Tensor) -> Tensor:
+        """`label_features` -> label embeddings: the optional learned affine map, then normalization."""
+        if self.label_proj is not None:
+            features = self.label_proj(features)
+        return F.normalize(features, dim=-1)
+
+    def encode_labels(
+        self, labels: Sequence[str], templates: Sequence[str] | None = None
+    ) -> Tensor:
+        """Label embeddings `(L, D)`, normalized."""
+        return self.project_labels(self.label_features(labels, templates))
 
     # ---- scores ------------------------------------------------------------------------
 

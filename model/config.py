@@ -43,7 +43,12 @@ class ALTConfig:
     adapter_layers: int = 4  # video adapter depth (ours)
     adapter_head_dim: int = 64  # heads = D / head_dim (ours)
     adapter_mlp_ratio: float = 4.0
-    alpha_init: float = 0.0  # gate on the adapter; 0 makes ALT equal CLIP mean pooling at start
+    # Learnable gate on the adapter. The adapter's output layer starts at zero, so ALT equals
+    # CLIP mean pooling at start whatever alpha is; alpha must not be 0, or no gradient flows.
+    alpha_init: float = 1.0
+    # A learned D x D map on label embeddings, identity at start (ours; off = the paper's fixed
+    # text side). For text encoders that never saw action words, as in the generated world.
+    label_proj: bool = False
     test_clips: int = 3  # temporal views at inference
     test_crops: int = 1  # spatial views at inference
     label_templates: tuple[str, ...] = field(default=DEFAULT_LABEL_TEMPLATES)
@@ -55,6 +60,9 @@ class ALTConfig:
         assert -1.0 <= self.merge_inflection <= 1.0, "merge_inflection must lie in [-1, 1]"
         assert all(r >= 0 for r in self.merge_schedule), "merge_schedule entries must be >= 0"
         assert self.tau > 0, f"tau must be > 0, got {self.tau}"
+        assert self.alpha_init != 0, (
+            "alpha_init = 0 starves the zero-initialized adapter of gradients"
+        )
         assert self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"
         assert self.test_clips >= 1 and self.test_crops >= 1, "views must be >= 1"
         assert self.label_templates and all("{}" in t for t in self.label_templates), (
@@ -115,7 +123,7 @@ PRESETS: dict[str, ALTConfig] = {
         top_k=8,
         adapter_layers=2,
         adapter_head_dim=32,
-        alpha_init=0.0,
+        label_proj=True,
         test_clips=1,
         label_templates=("a video of a person {}.", "a person {}.", "{}"),
         entity_templates=("a photo of a {}.", "a {}."),

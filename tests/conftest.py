@@ -39,6 +39,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     model, corpus = build_alt(
         preset("tiny").replace(alpha_init=0.5), entities=[Entity(n) for n in ENTITIES]
     )
+    torch.nn.init.normal_(model.adapter.proj.weight, std=0.1)  # as if trained: the adapter speaks
     path = tmp_path_factory.mktemp("ckpt") / "tiny-random"
     save_checkpoint(path, model, corpus, LABELS)
     return path

@@ -21,7 +21,11 @@ class TemporalBaseline(nn.Module):
             d, max(1, d // 64), 4 * d, dropout=0.0, batch_first=True, norm_first=True
         )
         self.temporal = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.gate = nn.Parameter(torch.tensor(0.0))  # starts as plain mean pooling, like ALT
+        # Zero output layer, unit gate: starts as plain mean pooling, like ALT, and learns at once.
+        self.out = nn.Linear(d, d)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.gate = nn.Parameter(torch.tensor(1.0))
 
     def video_embedding(self, frames: Tensor, gumbel: bool = False) -> Tensor:
         """Normalized frames `(B, T, 3, H, W)` -> `(B, D)`; no token merging (plain CLIP frames)."""
@@ -31,5 +35,5 @@ class TemporalBaseline(nn.Module):
         cls = region_forward(visual, frames.flatten(0, 1), plan, prop_attn=False).cls.reshape(
             b, t, -1
         )
-        temporal = self.temporal(cls + self.frame_embed).mean(dim=1)
+        temporal = self.out(self.temporal(cls + self.frame_embed).mean(dim=1))
         return F.normalize(cls.mean(dim=1) + self.gate * temporal, dim=-1)

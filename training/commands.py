@@ -55,10 +55,10 @@ def train_command(args) -> dict:
         samples, labels, config.frames, config.image_size, train=True, seed=args.seed
     )
     with torch.no_grad():
-        label_emb = alt.encode_labels(labels)
+        features = alt.label_features(labels)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       state_dir=Path(args.out) / "train_state")  # fmt: skip
-    history = fit(ALTVideo(alt), dataset, label_emb, cfg)
+    history = fit(ALTVideo(alt), dataset, features, cfg)
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return {}
     save_checkpoint(Path(args.out), alt, corpus, labels)

@@ -107,11 +107,11 @@ def build_default(
     cfg = TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, seed=seed)
     for name, module in (("alt", alt), ("baseline", base)):
         with torch.no_grad():
-            label_emb = module.alt.encode_labels(seen)
+            features = module.alt.label_features(seen)
         fit(
             module,
             train,
-            label_emb,
+            features,
             cfg.__class__(**{**asdict(cfg), "state_dir": work / f"state-{name}"}),
         )
         report[name] = {
@@ -142,8 +142,8 @@ def build_default(
         row = {}
         for name, module in (("alt", fs_alt), ("baseline", fs_base)):
             with torch.no_grad():
-                label_emb = module.alt.encode_labels(held)
-            fit(module, subset, label_emb, fs_cfg)
+                features = module.alt.label_features(held)
+            fit(module, subset, features, fs_cfg)
             row[name] = _eval(module, zeroshot, held)
         report["few_shot"][str(k)] = row
         log(f"[{time.time() - t0:.0f}s] few-shot K={k}: {row}")

@@ -49,40 +49,70 @@ class TrainConfig:
     weight_decay: float = 0.05
     seed: int = 0
     flip: bool = True  # mirror clips: the world's figures face both ways
+    train_logit_scale: bool = True  # CLIP's temperature learns with the head (it is neither tower)
+    # Scalars (the adapter gate alpha, the baseline's gate, the temperature) move about one
+    # learning rate per Adam step: from 0 they need a larger one to matter within a budget.
+    scalar_lr_scale: float = 30.0
+    # With a label map (ALTConfig.label_proj), start it as the whitening of the training labels'
+    # features: a text encoder that never saw action words maps "jumping" and "walking" to
+    # nearly the same vector (cos 0.999 in the generated world); whitening spreads them apart.
+    whiten_labels: bool = True
     state_dir: Path | None = None  # epoch checkpoints; training resumes from the last one
 
 
-def split_params(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+def split_params(
+    module: nn.Module, logit_scale: bool = True
+) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Freeze the text side; return (image-tower params, head params) to train.
 
-    Head params are everything that is neither CLIP's (the adapter, alpha, temporal layers);
-    a baseline's unused ALT adapter stays frozen.
+    Head params are everything that is neither CLIP's (the adapter, alpha, the label map,
+    temporal layers) plus, with `logit_scale`, CLIP's temperature; a baseline's unused ALT
+    adapter stays frozen.
     """
     alt: ALT = module.alt
     for p in module.parameters():
         p.requires_grad_(False)
     backbone = list(alt.clip.visual.parameters())
     clip_ids = {id(p) for p in alt.clip.parameters()}
+    shared = list(alt.label_proj.parameters()) if alt.label_proj is not None else []
     if isinstance(module, ALTVideo):
-        head = list(alt.adapter.parameters()) + [alt.alpha]
+        head = list(alt.adapter.parameters()) + [alt.alpha] + shared
     else:
         alt_ids = {id(p) for p in alt.parameters()}
-        head = [p for p in module.parameters() if id(p) not in alt_ids]
+        head = [p for p in module.parameters() if id(p) not in alt_ids] + shared
     assert not any(id(p) in clip_ids for p in head)
+    if logit_scale:
+        head.append(alt.clip.logit_scale)
     for p in backbone + head:
         p.requires_grad_(True)
     return backbone, head
+
+
+@torch.no_grad()
+def whiten_label_map(alt: ALT, features: Tensor, shrink: float = 0.1) -> None:
+    """Set the label map to x -> C^(-1/2) (x - mean), C the (shrunk) covariance of `features`."""
+    mean = features.mean(dim=0)
+    centered = features - mean
+    cov = centered.t() @ centered / features.shape[0]
+    cov += shrink * cov.diagonal().mean() * torch.eye(cov.shape[0], dtype=cov.dtype)
+    values, vectors = torch.linalg.eigh(cov)
+    white = vectors @ torch.diag(values.rsqrt()) @ vectors.t()
+    alt.label_proj.weight.copy_(white)
+    alt.label_proj.bias.copy_(-white @ mean)
 
 
 def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def fit(module: nn.Module, dataset: Dataset, label_emb: Tensor, cfg: TrainConfig) -> list[float]:
-    """Train in place; returns the mean loss of each epoch."""
+def fit(
+    module: nn.Module, dataset: Dataset, label_features: Tensor, cfg: TrainConfig
+) -> list[float]:
+    """Train in place on `label_features` (`ALT.label_features` of the dataset's labels, which
+    the frozen text side fixes); returns the mean loss of each epoch."""
     torch.manual_seed(cfg.seed)
     alt: ALT = module.alt
-    backbone, head = split_params(module)
+    backbone, head = split_params(module, cfg.train_logit_scale)
     ddp = _distributed()
     rank = 0
     if ddp:
@@ -112,13 +142,15 @@ def fit(module: nn.Module, dataset: Dataset, label_emb: Tensor, cfg: TrainConfig
     )
     start, history = 0, []
     state_path = Path(cfg.state_dir) / "train_state.pt" if cfg.state_dir else None
+    if alt.label_proj is not None and cfg.whiten_labels:
+        whiten_label_map(alt, label_features)
     if state_path is not None and state_path.is_file():
         state = torch.load(state_path, weights_only=False)
         module.load_state_dict(state["module"], strict=True)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, history = state["epoch"], state["history"]
-    label_emb = label_emb.detach()
+    label_features = label_features.detach()
     module.train()
     for epoch in range(start, cfg.epochs):
         if sampler is not None:
@@ -138,7 +170,7 @@ def fit(module: nn.Module, dataset: Dataset, label_emb: Tensor, cfg: TrainConfig
                 mirror = torch.rand(x.shape[0], generator=flips) < 0.5
                 x = torch.where(mirror.view(-1, 1, 1, 1, 1), x.flip(-1), x)
             emb = runner(x, True)
-            loss = F.cross_entropy(alt.logits(emb, label_emb), target)
+            loss = F.cross_entropy(alt.logits(emb, alt.project_labels(label_features)), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -51,6 +51,10 @@ class OnnxBackend:
             log.warning("CUDA was asked for, but ONNX Runtime runs on %s (is onnxruntime-gpu installed "
                         "with its CUDA libraries?)", active)  # fmt: skip
         self._tokenize = tokenizer(meta["clip_arch"])
+        self.label_map = None
+        if (onnx_dir / "label_map.npz").is_file():
+            with np.load(onnx_dir / "label_map.npz") as m:
+                self.label_map = (m["weight"], m["bias"])
         self.info = ModelInfo(
             name=meta["name"],
             version=meta["version"],
@@ -80,4 +84,9 @@ class OnnxBackend:
         tokens = self._tokenize(prompts).numpy()
         (feats,) = self.text.run(None, {"tokens": tokens})
         feats = feats.reshape(len(labels), len(templates), -1).mean(axis=1)
-        return feats / np.linalg.norm(feats, axis=-1, keepdims=True)
+        feats = feats / np.linalg.norm(feats, axis=-1, keepdims=True)
+        if self.label_map is not None:  # as ALT.project_labels
+            weight, bias = self.label_map
+            feats = feats @ weight.T + bias
+            feats = feats / np.linalg.norm(feats, axis=-1, keepdims=True)
+        return feats

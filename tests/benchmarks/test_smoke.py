@@ -21,7 +21,11 @@ def run(*args: str) -> str:
 def test_model_benchmark_prints_its_table():
     out = run("benchmarks.model", "--preset", "tiny", "--quick", "--rs", "0", "4", "--onnx-rs", "4")
     assert "| ALT r=4 | fp32 | 1 |" in out and "| CLIP mean pooling | bf16 | 1 |" in out
-    assert "ALT r=4 (ONNX Runtime)" in out and "ALT r=0 (ONNX Runtime)" not in out and "alignment + adapter share" in out
+    assert (
+        "ALT r=4 (ONNX Runtime)" in out
+        and "ALT r=0 (ONNX Runtime)" not in out
+        and "alignment + adapter share" in out
+    )
 
 
 @pytest.mark.slow

@@ -14,7 +14,9 @@ LABELS = ["waving", "clapping", "kicking a ball"]
 @pytest.fixture
 def saved(tmp_path, tiny_config):
     torch.manual_seed(3)
-    model, corpus = build_alt(tiny_config.replace(alpha_init=0.3))
+    model, corpus = build_alt(tiny_config.replace(alpha_init=0.3, label_proj=True))
+    torch.nn.init.normal_(model.adapter.proj.weight, std=0.1)
+    torch.nn.init.normal_(model.label_proj.bias, std=0.1)
     model.eval()
     save_checkpoint(tmp_path / "ckpt", model, corpus, LABELS)
     return tmp_path / "ckpt", model, corpus

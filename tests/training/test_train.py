@@ -34,16 +34,19 @@ def test_split_params_freezes_text_and_trains_image_tower_and_head(tiny_config):
     assert not any(p.requires_grad for p in alt.clip.transformer.parameters())
     assert not alt.clip.token_embedding.weight.requires_grad
     assert all(p.requires_grad for p in alt.clip.visual.parameters())
-    assert alt.alpha.requires_grad and {id(p) for p in head} == {
-        id(p) for p in [*alt.adapter.parameters(), alt.alpha]
-    }
+    assert alt.alpha.requires_grad
+    expected = [*alt.adapter.parameters(), alt.alpha, alt.clip.logit_scale]
+    assert {id(p) for p in head} == {id(p) for p in expected}
     base = TemporalBaseline(build_alt(tiny_config)[0])
     _, base_head = split_params(base)
     assert not any(p.requires_grad for p in base.alt.adapter.parameters())
-    assert {id(p) for p in base_head} == {
-        id(p) for p in [base.frame_embed, base.gate, *base.temporal.parameters()]
-    }
+    expected = [base.frame_embed, base.gate, *base.temporal.parameters(), *base.out.parameters()]
+    assert {id(p) for p in base_head} == {id(p) for p in [*expected, base.alt.clip.logit_scale]}
     assert len(backbone) > 0
+    with_map = build_alt(tiny_config.replace(label_proj=True))[0]
+    _, map_head = split_params(ALTVideo(with_map), logit_scale=False)
+    assert any(p is with_map.label_proj.weight for p in map_head)
+    assert not with_map.clip.logit_scale.requires_grad
 
 
 @pytest.mark.parametrize("kind", ["alt", "baseline"])
@@ -53,16 +56,16 @@ def test_fit_lowers_the_loss_and_resumes(tmp_path, tiny_config, kind):
     module = ALTVideo(alt) if kind == "alt" else TemporalBaseline(alt)
     ds = ClipDataset(make_dataset(tmp_path), LABELS, 4, 64, train=True, progress=False)
     with torch.no_grad():
-        label_emb = alt.encode_labels(LABELS)
+        features = alt.label_features(LABELS)
     cfg = TrainConfig(epochs=6, batch_size=4, lr=3e-3, state_dir=tmp_path / "state")
-    history = fit(module, ds, label_emb, cfg)
+    history = fit(module, ds, features, cfg)
     assert len(history) == 6 and history[-1] < history[0]
     assert not module.training
     # A longer run picks up where the saved state ended.
     more = fit(
         module,
         ds,
-        label_emb,
+        features,
         TrainConfig(epochs=8, batch_size=4, lr=3e-3, state_dir=tmp_path / "state"),
     )
     assert more[:6] == history and len(more) == 8
@@ -80,7 +83,7 @@ alt, _ = build_alt(preset("tiny").replace(alpha_init=0.1))
 samples = [Sample(Path(p), l) for p, l in {samples!r}]
 ds = ClipDataset(samples, {labels!r}, 4, 64, train=True, progress=False)
 with torch.no_grad():
-    emb = alt.encode_labels({labels!r})
+    emb = alt.label_features({labels!r})
 hist = fit(ALTVideo(alt), ds, emb, TrainConfig(epochs=2, batch_size=2))
 flat = torch.cat([p.detach().flatten() for p in alt.parameters()])
 gathered = [torch.zeros_like(flat) for _ in range(2)]
