@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from model import Entity, build_alt, preset, save_checkpoint
+from model.video import write_video
 
 from .baseline import TemporalBaseline
 from .data import ClipDataset, few_shot, read_csv
 from .evaluate import accuracy, alignment_quality, embed
-from .generate import generate_world
+from .generate import generate_world, render_clip
 from .pretrain import pretrain_clip
 from .train import ALTVideo, TrainConfig, fit
 from .world import ENTITIES, ENTITY_NAMES
@@ -47,6 +48,18 @@ QUICK = Budget(
 
 def world_entities() -> list[Entity]:
     return [Entity(name, description, kind) for name, kind, description in ENTITIES]
+
+
+SAMPLE_ACTIONS = ("waving", "jumping", "kicking a ball", "drinking from a cup", "lifting a box", "sitting on a chair")
+
+
+def write_samples(out: Path, seed: int = 0) -> None:
+    """A few fresh clips of the world for the web page (served from <checkpoint>/samples)."""
+    folder = Path(out) / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, action in enumerate(SAMPLE_ACTIONS):
+        frames, _, _ = render_clip(action, 10_000 + 97 * seed + i)
+        write_video(folder / f"{action.replace(' ', '_')}.mp4", frames)
 
 
 def _models(clip_path: Path, seed: int):
@@ -127,6 +140,7 @@ def build_default(
 
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, alt.alt, corpus, seen)
+    write_samples(out, seed)
 
     pool = read_csv(world / "fewshot.csv")
     report["few_shot"] = {}
