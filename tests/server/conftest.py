@@ -12,28 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-LABELS = [
-    "waving",
-    "clapping",
-    "jumping",
-    "kicking a ball",
-    "throwing a ball",
-    "drinking from a cup",
-]
-ENTITIES = [
-    "hand",
-    "arm",
-    "leg",
-    "head",
-    "ball",
-    "cup",
-    "box",
-    "grass",
-    "floor",
-    "red",
-    "blue",
-    "sky",
-]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -1,0 +1,39 @@
+"""The shipped default model: complete, strict-loading, and served as `make run` serves it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model import load_checkpoint
+from model.video import decode_clip
+from training.actions import SEEN
+from training.world import ENTITY_NAMES
+
+DEFAULT = Path(__file__).resolve().parents[2] / "checkpoints" / "default"
+
+
+def test_default_checkpoint_loads_with_the_world_labels_and_entities():
+    bundle = load_checkpoint(DEFAULT)
+    assert bundle.labels == list(SEEN)
+    assert bundle.corpus.names == list(ENTITY_NAMES)
+    assert bundle.model.config.name == "demo" and bundle.model.label_proj is not None
+    assert sum(f.stat().st_size for f in DEFAULT.rglob("*") if f.is_file()) < 60 * 2**20
+    report = json.loads((DEFAULT / "report.json").read_text())
+    assert {"alt", "baseline"} <= set(report)
+
+
+def test_default_model_answers_on_its_samples():
+    bundle = load_checkpoint(DEFAULT)
+    alt = bundle.model
+    samples = sorted((DEFAULT / "samples").glob("*.mp4"))
+    assert len(samples) >= 4
+    clips = torch.cat([decode_clip(p.read_bytes(), alt.config.frames, alt.config.image_size)[0] for p in samples])
+    with torch.no_grad():
+        out = alt.encode_video(alt.normalize(clips), track_source=True)
+        probs = alt.logits(out.embedding, alt.encode_labels(bundle.labels)).softmax(-1)
+    assert probs.shape == (len(samples), 24) and torch.allclose(probs.sum(-1), torch.ones(len(samples)))
+    assert np.isfinite(probs.numpy()).all()
+    # Entities cover every clip's area exactly once.
+    torch.testing.assert_close(out.sources.sum(2), torch.ones_like(out.sources.sum(2)))
