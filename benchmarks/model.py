@@ -37,6 +37,7 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
     alt, corpus = build_alt(cfg)
     alt = alt.to(device).eval()
     peak = {name: matmul_peak_gflops(device, DTYPES[name] or torch.float32) for name in dtypes}
+    share_r = cfg.merge_r if cfg.merge_r in rs else max(rs)  # the preset's own schedule
     models = {}
     for r in rs:  # same weights, different merge schedules
         model, _ = build_alt(cfg.replace(merge_r=r))
@@ -88,7 +89,7 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
                         2 * macs * b / secs / 1e9 / peak[dname] * 100,
                     ]
                 )
-                if r == 8 and dname == "fp32":
+                if r == share_r and dname == "fp32":
 
                     def backbone(model=model):
                         with torch.inference_mode():
@@ -101,7 +102,9 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
            "Peak (measured 2048^3 matmul): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()),
            "", table(["model", "dtype", "batch", "ms/clip", "clips/s", "GFLOPs/clip", "% of peak"], rows), ""]  # fmt: skip
     for b, share in shares:
-        out.append(f"alignment + adapter share of ALT r=8 time, batch {b}: {100 * share:.1f}%")
+        out.append(
+            f"alignment + adapter share of ALT r={share_r} time, batch {b}: {100 * share:.1f}%"
+        )
     return "\n".join(out)
 
 

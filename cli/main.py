@@ -99,7 +99,7 @@ def _export(args: argparse.Namespace) -> int:
         return 0
     from export.tensorrt import build_engine
 
-    build_engine(args.source, args.out, fp16=args.fp16)
+    build_engine(args.source, args.out, fp16=args.fp16, use_plugin=args.plugin)
     print(f"wrote {args.out}")
     return 0
 
@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("out", type=Path, help="output directory (onnx) or engine file (tensorrt)")
     export.add_argument("--fp16", action="store_true", help="TensorRT: build an FP16 engine")
+    export.add_argument(
+        "--plugin",
+        action="store_true",
+        help="TensorRT: TokenMerge as a Python plugin, not its function body",
+    )
     export.set_defaults(func=_export)
 
     formats = ["csv", "ucf101", "hmdb51", "ssv2"]

@@ -1,9 +1,9 @@
 """`alt export tensorrt video.onnx video.plan [--fp16]`: a TensorRT engine for the video encoder.
 
-TensorRT is imported lazily: nothing else in this project needs it. When the TokenMerge
-plugin below registers (TensorRT 10.7+ Python plugins), the ONNX parser maps every
-`ai.alt::TokenMerge` node onto it; otherwise the parser inlines the node's function body
-of standard ops. Unverified here: TensorRT cannot be installed on the machines this project
+TensorRT is imported lazily: nothing else in this project needs it. By default the ONNX
+parser builds every `ai.alt::TokenMerge` node from its function body of standard ops; with
+`--plugin` it maps them onto the Python TokenMerge plugin below (TensorRT 10.7+), which the
+process that runs the engine must register as well. Unverified here: TensorRT cannot be installed on the machines this project
 is built and tested on (see README).
 """
 

@@ -50,7 +50,14 @@ def world_entities() -> list[Entity]:
     return [Entity(name, description, kind) for name, kind, description in ENTITIES]
 
 
-SAMPLE_ACTIONS = ("waving", "jumping", "kicking a ball", "drinking from a cup", "lifting a box", "sitting on a chair")
+SAMPLE_ACTIONS = (
+    "waving",
+    "jumping",
+    "kicking a ball",
+    "drinking from a cup",
+    "lifting a box",
+    "sitting on a chair",
+)
 
 
 def write_samples(out: Path, seed: int = 0) -> None:

@@ -1,5 +1,7 @@
 """TensorRT runtime for the video encoder (`video.plan` beside an ONNX export); label
-embeddings run on ONNX Runtime's text graph. Unverified: see the README."""
+embeddings run on ONNX Runtime's text graph. Serves engines whose TokenMerge nodes TensorRT
+built from the function body (`alt export tensorrt` without `--plugin`): the plugin lives in
+export/, which the server does not import. Unverified: see the README."""
 
 from __future__ import annotations
 
@@ -18,10 +20,7 @@ class TensorRTBackend(OnnxBackend):
         import tensorrt as trt
         import torch
 
-        from export.tensorrt import register_plugin  # noqa: F401 - the engine may use the plugin
-
         super().__init__(onnx_dir, device="cpu")  # the text graph only
-        register_plugin()
         plan = Path(onnx_dir) / "video.plan"
         if not plan.is_file():
             raise FileNotFoundError(f"no TensorRT engine at {plan}: run `alt export tensorrt`")

@@ -29,11 +29,15 @@ def test_default_model_answers_on_its_samples():
     alt = bundle.model
     samples = sorted((DEFAULT / "samples").glob("*.mp4"))
     assert len(samples) >= 4
-    clips = torch.cat([decode_clip(p.read_bytes(), alt.config.frames, alt.config.image_size)[0] for p in samples])
+    clips = torch.cat(
+        [decode_clip(p.read_bytes(), alt.config.frames, alt.config.image_size)[0] for p in samples]
+    )
     with torch.no_grad():
         out = alt.encode_video(alt.normalize(clips), track_source=True)
         probs = alt.logits(out.embedding, alt.encode_labels(bundle.labels)).softmax(-1)
-    assert probs.shape == (len(samples), 24) and torch.allclose(probs.sum(-1), torch.ones(len(samples)))
+    assert probs.shape == (len(samples), 24) and torch.allclose(
+        probs.sum(-1), torch.ones(len(samples))
+    )
     assert np.isfinite(probs.numpy()).all()
     # Entities cover every clip's area exactly once.
     torch.testing.assert_close(out.sources.sum(2), torch.ones_like(out.sources.sum(2)))
