@@ -13,6 +13,7 @@ node per layer, with its function body attached (export/token_merge.py).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,10 @@ def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
     # The TorchScript exporter cannot trace nn.MultiheadAttention's fused fast path.
     torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with torch.no_grad():
+        # The tracer warns about every shape assert and int() it freezes; T, H, W are fixed
+        # per export by design.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 VideoGraph(alt), (frames,), str(out / "video.onnx"), opset_version=OPSET, dynamo=False,
                 input_names=["frames"], output_names=VIDEO_OUTPUTS,
