@@ -184,7 +184,8 @@ def main() -> None:
             model, corpus = build_alt(preset(a.preset))
             checkpoint = tmp / "ckpt"
             save_checkpoint(checkpoint, model, corpus, [f"action {i}" for i in range(400)])
-        name = load_checkpoint(checkpoint).model.config.name
+        config = load_checkpoint(checkpoint).model.config
+        name, views = config.name, config.views  # each video is `views` clips
         videos = sample_videos(tmp)
         raw = raw_throughput(checkpoint, videos, a.batch, a.device, a.dtype)
         print(
@@ -205,14 +206,14 @@ def main() -> None:
                     before = httpx.get(server.url + "/metrics").text
                     lat, wall = asyncio.run(load(server.url, videos, c, n))
                     split = stage_means(before, httpx.get(server.url + "/metrics").text)
-                    rows.append(["on" if batching else "off", c, n, n / wall, 100 * n / wall / raw,
+                    rows.append(["on" if batching else "off", c, n, n / wall, views * n / wall, 100 * views * n / wall / raw,
                                  1000 * percentile(lat, 50), 1000 * percentile(lat, 95), 1000 * percentile(lat, 99),
                                  split["decode"], split["queue"], split["inference"]])  # fmt: skip
                 if batching:
                     cached, fresh = open_vocab(server.url, videos[0], a.labels, 3)
             finally:
                 server.stop()
-        print(table(["batching", "clients", "requests", "clips/s", "% of raw", "p50 ms", "p95 ms", "p99 ms",
+        print(table(["batching", "clients", "requests", "videos/s", "clips/s", "% of raw", "p50 ms", "p95 ms", "p99 ms",
                      "decode ms", "queue ms", "inference ms"], rows))  # fmt: skip
         print(
             f"\nOpen vocabulary: request with the cached default label set {1000 * cached:.0f} ms; "
