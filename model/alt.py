@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from . import align
 from .adapter import VideoAdapter
-from .clip import tokenizer
+from .clip import pixel_stats, tokenizer
 from .config import ALTConfig
 from .merge import parse_schedule
 from .vit import MergeFn, check_visual, merge_plan, merge_step, num_patches, region_forward
@@ -64,8 +64,7 @@ class ALT(nn.Module):
             nn.init.zeros_(self.label_proj.bias)
         # The corpus is an offline artifact saved beside the weights, not part of them.
         self.register_buffer("entities", entity_embeddings.float().clone(), persistent=False)
-        mean = torch.tensor(visual.image_mean or (0.48145466, 0.4578275, 0.40821073))
-        std = torch.tensor(visual.image_std or (0.26862954, 0.26130258, 0.27577711))
+        mean, std = pixel_stats(visual)
         self.register_buffer("pixel_mean", mean.view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", std.view(1, 1, 3, 1, 1), persistent=False)
         self._tokenize = tokenizer(config.clip_arch)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import open_clip
+import torch
 from torch import nn
 
 ARCH_DIR = Path(__file__).parent / "archs"
@@ -62,6 +63,16 @@ def create_clip(arch: str, pretrained: str | None = None, device: str = "cpu") -
         return open_clip.create_model(arch, pretrained=pretrained, device=device)
     with _quiet_random_init():
         return open_clip.create_model(arch, device=device)
+
+
+# OpenAI CLIP's pixel statistics, for towers whose config names none.
+_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def pixel_stats(visual: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image tower's normalization: mean and std, each a `(3,)` tensor."""
+    return torch.tensor(visual.image_mean or _MEAN), torch.tensor(visual.image_std or _STD)
 
 
 def tokenizer(arch: str):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model.clip import create_clip, tokenizer
+from model.clip import create_clip, pixel_stats, tokenizer
 
 from .data import ClipDataset, read_csv
 
@@ -42,12 +42,7 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
     size = model.visual.image_size[0]
     images, texts = frame_caption_pairs(Path(world), "train", size, {} if cache is None else cache)
     tokens = tokenizer(arch)(texts)  # (N, L)
-    mean = torch.tensor(model.visual.image_mean or (0.48145466, 0.4578275, 0.40821073)).view(
-        1, 3, 1, 1
-    )
-    std = torch.tensor(model.visual.image_std or (0.26862954, 0.26130258, 0.27577711)).view(
-        1, 3, 1, 1
-    )
+    mean, std = (t.view(1, 3, 1, 1) for t in pixel_stats(model.visual))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(

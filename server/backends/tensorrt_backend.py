@@ -5,6 +5,7 @@ export/, which the server does not import. Unverified: see the README."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,7 @@ class TensorRTBackend(OnnxBackend):
         self.engine = runtime.deserialize_cuda_engine(plan.read_bytes())
         self.context = self.engine.create_execution_context()
         self.torch = torch
-        self.info = self.info.__class__(
-            **{**self.info.__dict__, "backend": "tensorrt", "device": "cuda"}
-        )
+        self.info = dataclasses.replace(self.info, backend="tensorrt", device="cuda")
 
     def encode_video(self, frames: np.ndarray, explain_regions: bool) -> list[ClipResult]:
         torch = self.torch
