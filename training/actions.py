@@ -103,14 +103,14 @@ def _gait(u, m, amp, knee, arms):
 
 
 def walking(u, m):
-    return Frame(_gait(u, m, 0.4, 0.5, 0.35), travel(u, m, 0.25))
+    return Frame(_gait(u, m, 0.4, 0.5, 0.35), travel(u, m, 0.2))
 
 
 def running(u, m):
     p = _gait(u, m, 0.85, 1.4, 0.9)
     p.lean, p.el_f, p.el_b = 0.25, 1.4, 1.4
     p.lift = 0.08 * abs(osc(u, m))
-    return Frame(p, travel(u, m, 0.5))
+    return Frame(p, travel(u, m, 0.35))
 
 
 def _kick(u, m, obj):
@@ -167,7 +167,7 @@ def _carry(u, m, obj):
     p = _gait(u, m, 0.4, 0.5, 0.0)
     p.sh_f = p.sh_b = 1.2
     p.el_f = p.el_b = 0.5
-    return Frame(p, travel(u, m, 0.25), [Obj(obj, at="chest")])
+    return Frame(p, travel(u, m, 0.2), [Obj(obj, at="chest")])
 
 
 def _drop(u, m, obj):
@@ -187,7 +187,7 @@ def _drop(u, m, obj):
 def _push(u, m, obj):
     p = _gait(u, m, 0.35, 0.4, 0.0)
     p.lean, p.sh_f, p.sh_b, p.el_f, p.el_b = 0.45, 1.55, 1.5, 0.1, 0.1
-    x = travel(u, m, 0.22)
+    x = travel(u, m, 0.15)
     if obj == "chair":
         return Frame(
             p, x, [Obj("chair", pos=(x + m.facing * 24 * m.scale, m.ground - 10 * m.scale))]
@@ -353,8 +353,8 @@ HELD_OUT: dict[str, Action] = {
 
 ACTIONS: dict[str, Action] = {**SEEN, **HELD_OUT}
 # How far an action moves the figure (canvas widths), to place it inside the frame.
-TRAVEL = {"walking": 0.25, "running": 0.5, "carrying a box": 0.25, "carrying a ball": 0.25,
-          "pushing a box": 0.22, "pushing a chair": 0.22}  # fmt: skip
+TRAVEL = {"walking": 0.2, "running": 0.35, "carrying a box": 0.2, "carrying a ball": 0.2,
+          "pushing a box": 0.15, "pushing a chair": 0.15}  # fmt: skip
 # One-shot actions play once whatever the speed.
 ONE_SHOT = {"kicking a ball", "throwing a ball", "catching a ball", "sitting on a chair",
             "standing up from a chair", "rolling a ball", "dropping a box", "kicking a box",

@@ -23,7 +23,16 @@ from tqdm import tqdm
 from model.video import write_video
 
 from .actions import ACTIONS, HELD_OUT, ONE_SHOT, SEEN, TRAVEL, Motion
-from .world import COLORS, ENTITY_NAMES, SCENE_PHRASES, SCENES, Look, draw_frame
+from .world import (
+    COLORS,
+    ENTITY_NAMES,
+    SCENE_PHRASES,
+    SCENES,
+    Look,
+    describe_objects,
+    describe_pose,
+    draw_frame,
+)
 
 MASK_SIZE = 32
 SPLITS = ("train", "val", "test", "fewshot", "zeroshot")
@@ -36,9 +45,9 @@ def _seed(base: int, split: str, label: str, i: int) -> int:
 def render_clip(action: str, seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray, dict]:
     """uint8 frames `(N, size, size, 3)`, entity ids `(N, size, size)` and facts of one clip."""
     rng = np.random.default_rng(seed)
-    scale = rng.uniform(0.9, 1.3) * size / 128
+    scale = rng.uniform(1.35, 1.7) * size / 128  # the figure fills most of the frame
     facing = int(rng.choice([-1, 1]))
-    ground = size * rng.uniform(0.8, 0.9)
+    ground = size * rng.uniform(0.88, 0.95)
     scene = str(rng.choice(list(SCENES)))
     body_name, obj_name = (str(c) for c in rng.choice(list(COLORS), 2, replace=False))
     look = Look(
@@ -47,7 +56,7 @@ def render_clip(action: str, seed: int, size: int = 128) -> tuple[np.ndarray, np
     n = int(rng.integers(16, 33))
     one_shot = action in ONE_SHOT
     cycles = 1.0 if one_shot else float(rng.uniform(1.0, 2.5))
-    margin, span = 24 * scale, TRAVEL.get(action, 0.0) * size
+    margin, span = 18 * scale, TRAVEL.get(action, 0.0) * size
     lo, hi = (margin, size - margin - span) if facing > 0 else (margin + span, size - margin)
     x0 = float(rng.uniform(lo, max(lo + 1, hi)))
     motion = Motion(x0, facing, scale, size, ground, cycles)
@@ -60,10 +69,12 @@ def render_clip(action: str, seed: int, size: int = 128) -> tuple[np.ndarray, np
         distractors.append((kind, (float(np.clip(x0 + dx, 5, size - 5)), ground - lift), color))
     u0, u_span = (rng.uniform(-0.05, 0.05), rng.uniform(0.9, 1.1)) if one_shot else (0.0, 1.0)
     shake, noise = float(rng.choice([0, 0, 1, 2])), float(rng.uniform(0.0, 0.04))
-    frames, ids, shift = [], [], np.zeros(2, int)
+    frames, ids, states, shift = [], [], [], np.zeros(2, int)
     for t in range(n):
         u = float(np.clip(u0 + u_span * t / (n - 1), 0.0, 1.0))
-        canvas = draw_frame(ACTIONS[action](u, motion), look, distractors)
+        frame = ACTIONS[action](u, motion)
+        canvas = draw_frame(frame, look, distractors)
+        states.append({"pose": describe_pose(frame, look), "objects": describe_objects(frame, look)})
         if shake:
             shift = np.clip(shift + rng.integers(-1, 2, 2), -shake, shake)
         frames.append(canvas.image(tuple(shift), noise, rng))
@@ -75,26 +86,32 @@ def render_clip(action: str, seed: int, size: int = 128) -> tuple[np.ndarray, np
         "scene": scene,
         "body": body_name,
         "object": obj_name,
+        "states": states,  # per frame: posture and object phrases
     }
     return np.stack(frames), np.stack(ids), facts
 
 
-def caption(ids: np.ndarray, facts: dict, rng: np.random.Generator) -> str:
-    """A caption of one frame that names what is visible, never what happens."""
+def caption(ids: np.ndarray, facts: dict, t: int = 0) -> str:
+    """A caption of frame `t`: what is visible and the posture it shows, never what happens.
+
+    The wording choices are the clip's (drawn from its seed), so two frames of one clip get
+    the same caption exactly when they show the same thing.
+    """
+    rng = np.random.default_rng(facts["seed"] + 1)
+    photo, scene, color = rng.random(3) < (0.3, 0.6, 0.7)
     visible = {ENTITY_NAMES[i - 1] for i in np.unique(ids) if i > 0}
-    words = [f"a {facts['body']} person"]
-    for obj in ("ball", "box", "cup", "chair"):
-        if obj in visible:
-            color = facts["object"] if obj != "chair" else "brown"
-            words.append(f"a {color} {obj}" if rng.random() < 0.7 else f"a {obj}")
-    parts = [p for p in ("head", "arm", "hand", "leg", "foot") if p in visible]
-    rng.shuffle(parts)
-    text = " with ".join([words[0], " and ".join(words[1:])]) if len(words) > 1 else words[0]
-    if parts and rng.random() < 0.5:
-        text += ", showing " + " and ".join(parts[:2])
-    if rng.random() < 0.8:
+    state = facts["states"][t]
+    text = f"a {facts['body']} person with " + " and ".join(state["pose"][:3])
+    for phrase in state["objects"][:1]:
+        kind = phrase.split()[1]
+        if kind in visible and kind != "chair" and color:
+            phrase = phrase.replace(f"a {kind}", f"a {facts['object']} {kind}", 1)
+        if kind in visible or kind == "person":
+            text += ", " + phrase
+    if scene:
         text += " " + SCENE_PHRASES[facts["scene"]]
-    return ("a photo of " if rng.random() < 0.5 else "") + text + "."
+    text = ("a photo of " if photo else "") + text + "."
+    return text.replace(" a orange", " an orange")
 
 
 def _make(job: tuple) -> tuple[str, str, np.ndarray, list[str]]:
@@ -104,8 +121,7 @@ def _make(job: tuple) -> tuple[str, str, np.ndarray, list[str]]:
     write_video(Path(out) / rel, frames, fps=25)
     step = size // MASK_SIZE
     small = ids[:, step // 2 :: step, step // 2 :: step][:, :MASK_SIZE, :MASK_SIZE]
-    rng = np.random.default_rng(seed + 1)
-    return rel, action, small, [caption(f, facts, rng) for f in ids]
+    return rel, action, small, [caption(f, facts, t) for t, f in enumerate(ids)]
 
 
 def generate_world(

@@ -34,7 +34,7 @@ class Budget:
     )
     clip_steps: int = 1200
     clip_batch: int = 128
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 16
     fewshot_steps: int = 60  # optimizer steps per few-shot run, whatever K
     shots: tuple[int, ...] = (2, 4, 8, 16)

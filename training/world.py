@@ -208,3 +208,99 @@ def draw_frame(
         if obj.kind != "chair":
             draw_object(c, obj.kind, _object_center(obj, j, look), look, look.obj)
     return c
+
+
+# ---- what a still frame shows ----------------------------------------------------------------
+
+
+def describe_pose(frame: Frame, look: Look) -> list[str]:
+    """Phrases for the body's posture in one frame: where hands, legs and torso are, never
+    what the person is doing. Pretraining on them teaches the image tower to see posture."""
+    p, s, f = frame.pose, look.scale, look.facing
+    j = joints(p, frame.x, look)
+    head_y, hip_y = j["head"][1], j["hip"][1]
+
+    def height(w: np.ndarray) -> str:
+        if w[1] < head_y - 2 * s:
+            return "up"
+        return "mid" if w[1] < hip_y - 7 * s else "down"
+
+    def ahead(w: np.ndarray) -> float:
+        return (w[0] - j["neck"][0]) * f / s
+
+    wrists = (j["wrist_f"], j["wrist_b"])
+    heights = [height(w) for w in wrists]
+    phrases = []
+    if heights.count("up") == 2:
+        phrases.append("both arms raised above the head")
+    elif heights.count("up") == 1:
+        phrases.append("one arm raised above the head")
+    elif ahead(wrists[0]) > 12 and ahead(wrists[1]) < -8:
+        phrases.append("arms spread front and back")
+    elif heights.count("mid") == 2 and min(ahead(w) for w in wrists) > 6:
+        phrases.append("both arms held out in front")
+    elif "mid" in heights:
+        phrases.append("one arm held out in front")
+    else:
+        phrases.append("arms down by the sides")
+    if np.linalg.norm(wrists[0] - wrists[1]) < 5 * s and "down" not in heights:
+        phrases.append("hands together")
+    if min(np.linalg.norm(w - j["head"]) for w in wrists) < 9 * s:
+        phrases.append("a hand at the face")
+    if max(p.el_f, p.el_b) > 1.2:
+        phrases.append("a bent elbow")
+    bent = (p.kn_f > 1.0) + (p.kn_b > 1.0)
+    if bent == 2:
+        phrases.append("both knees bent")
+    elif p.kn_b > 1.2 and p.kn_f < 0.5:
+        phrases.append("one foot lifted behind")
+    elif p.hip_f > 0.9 and p.kn_f < 0.6:
+        phrases.append("one leg raised forward")
+    elif abs(p.hip_f - p.hip_b) > 0.6:
+        phrases.append("legs apart in a long stride")
+    elif abs(p.hip_f - p.hip_b) > 0.3:
+        phrases.append("legs apart")
+    else:
+        phrases.append("legs straight together")
+    if p.lift > 0.08:
+        phrases.append("feet off the ground")
+    if p.lean > 0.7:
+        phrases.append("bent over at the waist")
+    elif p.lean > 0.2:
+        phrases.append("leaning forward")
+    elif p.lean < -0.08:
+        phrases.append("leaning back")
+    if p.head_dy > 0.2:
+        phrases.append("head tilted down")
+    elif p.head_dy < -0.2:
+        phrases.append("head tilted up")
+    return phrases
+
+
+def describe_objects(frame: Frame, look: Look) -> list[str]:
+    """Where the clip's own objects are in one frame (held, in the air, on the ground)."""
+    p, s = frame.pose, look.scale
+    j = joints(p, frame.x, look)
+    phrases = []
+    for obj in frame.objects:
+        c = _object_center(obj, j, look)
+        if obj.kind == "chair":
+            seated = p.hip_f > 1.0 and p.kn_f > 1.0
+            phrases.append("a person seated on a chair" if seated else "a chair beside the person")
+        elif obj.kind == "cup":
+            near = np.linalg.norm(c - j["head"]) < 10 * s
+            phrases.append("a cup at the mouth" if near else "a cup in one hand")
+        elif obj.at is not None:
+            if c[1] < j["head"][1]:
+                phrases.append(f"a {obj.kind} held above the head")
+            elif obj.at == "chest":
+                phrases.append(f"a {obj.kind} held against the chest")
+            else:
+                phrases.append(f"a {obj.kind} in the hands")
+        elif c[1] < look.ground - 12 * s:
+            phrases.append(f"a {obj.kind} in the air")
+        elif np.linalg.norm(c - j["toe_f"]) < 9 * s:
+            phrases.append(f"a {obj.kind} at the foot")
+        else:
+            phrases.append(f"a {obj.kind} on the ground")
+    return phrases

@@ -70,3 +70,17 @@ def test_few_shot_regime_and_zero_shot_evaluation(world, tmp_path):
         "evaluate", tmp_path / "fs", "--test", world / "zeroshot.csv", "--labels-from-test"
     )
     assert result["n"] == 6
+
+
+@pytest.mark.slow
+def test_build_default_quick_runs_the_whole_chain(tmp_path):
+    """World -> CLIP pretraining -> ALT + baseline -> few-shot -> a loadable checkpoint."""
+    out = tmp_path / "default"
+    summary = alt("build-default", "--quick", "--out", out, "--work", tmp_path / "work")
+    assert {"alt", "baseline", "few_shot"} <= set(summary)
+    report = json.loads((out / "report.json").read_text())
+    assert 0 <= report["alt"]["seen"]["top1"] <= 100 and "2" in report["few_shot"]
+    assert (tmp_path / "work" / "clip.pt").is_file() and len(list((out / "samples").glob("*.mp4"))) == 6
+    from model import load_checkpoint
+
+    assert load_checkpoint(out).labels == report["seen"]
