@@ -74,7 +74,9 @@ def render_clip(action: str, seed: int, size: int = 128) -> tuple[np.ndarray, np
         u = float(np.clip(u0 + u_span * t / (n - 1), 0.0, 1.0))
         frame = ACTIONS[action](u, motion)
         canvas = draw_frame(frame, look, distractors)
-        states.append({"pose": describe_pose(frame, look), "objects": describe_objects(frame, look)})
+        states.append(
+            {"pose": describe_pose(frame, look), "objects": describe_objects(frame, look)}
+        )
         if shake:
             shift = np.clip(shift + rng.integers(-1, 2, 2), -shake, shake)
         frames.append(canvas.image(tuple(shift), noise, rng))

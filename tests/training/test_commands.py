@@ -80,7 +80,9 @@ def test_build_default_quick_runs_the_whole_chain(tmp_path):
     assert {"alt", "baseline", "few_shot"} <= set(summary)
     report = json.loads((out / "report.json").read_text())
     assert 0 <= report["alt"]["seen"]["top1"] <= 100 and "2" in report["few_shot"]
-    assert (tmp_path / "work" / "clip.pt").is_file() and len(list((out / "samples").glob("*.mp4"))) == 6
+    assert (tmp_path / "work" / "clip.pt").is_file() and len(
+        list((out / "samples").glob("*.mp4"))
+    ) == 6
     from model import load_checkpoint
 
     assert load_checkpoint(out).labels == report["seen"]

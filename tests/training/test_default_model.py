@@ -55,7 +55,9 @@ def test_default_model_recognizes_fresh_world_clips(tmp_path):
             frames, _, _ = render_clip(action, 900_000 + 31 * i + j)
             path = tmp_path / f"{i}-{j}.mp4"
             write_video(path, frames)
-            clips.append(decode_clip(path.read_bytes(), alt.config.frames, alt.config.image_size)[0])
+            clips.append(
+                decode_clip(path.read_bytes(), alt.config.frames, alt.config.image_size)[0]
+            )
             targets.append(i)
     with torch.no_grad():
         out = alt.encode_video(alt.normalize(torch.cat(clips)))
