@@ -57,6 +57,11 @@ class TrainConfig:
     # features: a text encoder that never saw action words maps "jumping" and "walking" to
     # nearly the same vector (cos 0.999 in the generated world); whitening spreads them apart.
     whiten_labels: bool = True
+    # ... and then map the whitened labels onto the mean video embedding of their training
+    # clips, so that training starts from a nearest-class-mean classifier instead of labels
+    # placed at random relative to the videos (the map's entries are too large after
+    # whitening for the optimizer to move them far).
+    label_prototypes: bool = True
     state_dir: Path | None = None  # epoch checkpoints; training resumes from the last one
 
 
@@ -99,6 +104,39 @@ def whiten_label_map(alt: ALT, features: Tensor, shrink: float = 0.1) -> None:
     white = vectors @ torch.diag(values.rsqrt()) @ vectors.t()
     alt.label_proj.weight.copy_(white)
     alt.label_proj.bias.copy_(-white @ mean)
+
+
+@torch.no_grad()
+def class_means(module: nn.Module, dataset: Dataset, classes: int, per_class: int = 16) -> Tensor:
+    """Normalized mean video embedding `(classes, D)` of up to `per_class` clips per class."""
+    picked: dict[int, list[int]] = {}
+    for i, target in enumerate(dataset.targets):
+        if len(picked.setdefault(target, [])) < per_class:
+            picked[target].append(i)
+    was_training = module.training
+    module.eval()
+    alt: ALT = module.alt
+    sums = torch.zeros(classes, alt.dim)
+    for target, indices in picked.items():
+        frames = torch.stack([dataset[i][0] for i in indices])
+        sums[target] = module.video_embedding(alt.normalize(frames)).sum(0)
+    module.train(was_training)
+    return F.normalize(sums, dim=-1)
+
+
+@torch.no_grad()
+def fit_label_map(alt: ALT, features: Tensor, targets: Tensor) -> None:
+    """Compose the label map with the least-squares (minimum-norm) affine map that sends the
+    mapped `features` onto `targets` (classes without clips keep their mapped feature)."""
+    mapped = alt.label_proj(features)
+    known = targets.norm(dim=-1) > 0
+    goal = torch.where(known[:, None], targets * mapped.norm(dim=-1, keepdim=True), mapped)
+    design = torch.cat([mapped, torch.ones(len(mapped), 1)], dim=1)  # (L, D + 1)
+    solution = torch.linalg.pinv(design) @ goal  # (D + 1, D)
+    a, c = solution[:-1].t(), solution[-1]
+    weight, bias = alt.label_proj.weight.clone(), alt.label_proj.bias.clone()
+    alt.label_proj.weight.copy_(a @ weight)
+    alt.label_proj.bias.copy_(a @ bias + c)
 
 
 def _distributed() -> bool:
@@ -144,6 +182,8 @@ def fit(
     state_path = Path(cfg.state_dir) / "train_state.pt" if cfg.state_dir else None
     if alt.label_proj is not None and cfg.whiten_labels:
         whiten_label_map(alt, label_features)
+        if cfg.label_prototypes and hasattr(dataset, "targets"):
+            fit_label_map(alt, label_features, class_means(module, dataset, len(label_features)))
     if state_path is not None and state_path.is_file():
         state = torch.load(state_path, weights_only=False)
         module.load_state_dict(state["module"], strict=True)

@@ -10,7 +10,15 @@ from model import build_alt
 from tests.media import moving_square_video
 from training.baseline import TemporalBaseline
 from training.data import ClipDataset, Sample
-from training.train import ALTVideo, TrainConfig, fit, split_params
+from training.train import (
+    ALTVideo,
+    TrainConfig,
+    class_means,
+    fit,
+    fit_label_map,
+    split_params,
+    whiten_label_map,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["moving right", "standing still"]
@@ -69,6 +77,23 @@ def test_fit_lowers_the_loss_and_resumes(tmp_path, tiny_config, kind):
         TrainConfig(epochs=8, batch_size=4, lr=3e-3, state_dir=tmp_path / "state"),
     )
     assert more[:6] == history and len(more) == 8
+
+
+def test_label_map_starts_at_the_class_means(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    alt, _ = build_alt(tiny_config.replace(label_proj=True))
+    module = ALTVideo(alt)
+    ds = ClipDataset(make_dataset(tmp_path), LABELS, 4, 64, train=False, progress=False)
+    with torch.no_grad():
+        features = alt.label_features(LABELS)
+        whiten_label_map(alt, features)
+        means = class_means(module, ds, len(LABELS))
+        before = (alt.project_labels(features) * means).sum(-1)
+        fit_label_map(alt, features, means)
+        after = (alt.project_labels(features) * means).sum(-1)
+    assert means.shape == (2, alt.dim) and torch.allclose(means.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(after, torch.ones(2), atol=1e-4, rtol=0)
+    assert (before < 0.99).all()
 
 
 DDP_SCRIPT = """
