@@ -58,7 +58,11 @@ def _build_default(args: argparse.Namespace) -> int:
     from training.pipeline import QUICK, build_default
 
     report = build_default(
-        args.out, args.work, seed=args.seed, budget=QUICK if args.quick else None
+        args.out,
+        args.work,
+        seed=args.seed,
+        budget=QUICK if args.quick else None,
+        log=lambda line: print(line, file=sys.stderr, flush=True),  # stdout: the JSON summary
     )
     print(json.dumps({k: report[k] for k in ("alt", "baseline", "few_shot", "seconds")}, indent=1))
     return 0
