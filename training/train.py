@@ -50,9 +50,6 @@ class TrainConfig:
     seed: int = 0
     flip: bool = True  # mirror clips: the world's figures face both ways
     train_logit_scale: bool = True  # CLIP's temperature learns with the head (it is neither tower)
-    # Scalars (the adapter gate alpha, the baseline's gate, the temperature) move about one
-    # learning rate per Adam step: from 0 they need a larger one to matter within a budget.
-    scalar_lr_scale: float = 30.0
     # With a label map (ALTConfig.label_proj), start it as the whitening of the training labels'
     # features: a text encoder that never saw action words maps "jumping" and "walking" to
     # nearly the same vector (cos 0.999 in the generated world); whitening spreads them apart.
@@ -180,16 +177,16 @@ def fit(
     )
     start, history = 0, []
     state_path = Path(cfg.state_dir) / "train_state.pt" if cfg.state_dir else None
-    if alt.label_proj is not None and cfg.whiten_labels:
-        whiten_label_map(alt, label_features)
-        if cfg.label_prototypes and hasattr(dataset, "targets"):
-            fit_label_map(alt, label_features, class_means(module, dataset, len(label_features)))
     if state_path is not None and state_path.is_file():
         state = torch.load(state_path, weights_only=False)
         module.load_state_dict(state["module"], strict=True)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, history = state["epoch"], state["history"]
+    elif alt.label_proj is not None and cfg.whiten_labels:  # a fresh start: place the labels
+        whiten_label_map(alt, label_features)
+        if cfg.label_prototypes and hasattr(dataset, "targets"):
+            fit_label_map(alt, label_features, class_means(module, dataset, len(label_features)))
     label_features = label_features.detach()
     module.train()
     for epoch in range(start, cfg.epochs):
