@@ -71,7 +71,7 @@ def region_loss(patches: Tensor, entity_emb: Tensor, targets: Tensor, scale: Ten
 def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_size: int = 128, lr: float = 1e-3,
                   seed: int = 0, cache: dict | None = None, frames_per_clip: int = 2,
                   entities: Sequence[Entity] = (), entity_templates: Sequence[str] = ("{}",),
-                  region_weight: float = 1.0) -> Path:  # fmt: skip
+                  region_weight: float = 1.0, state_every: int = 100) -> Path:  # fmt: skip
     """Train `arch` from scratch; writes an open_clip state dict to `out` and returns it.
 
     A batch holds `frames_per_clip` frames of each of `batch_size // frames_per_clip` clips:
@@ -82,6 +82,10 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
     also pulled toward the corpus embedding of the entities under it (`region_weight`), with
     the prompts the corpus builder uses: CLIP's contrastive loss alone leaves patch tokens
     unaligned with text, and ALT aligns regions to entities by exactly that similarity.
+
+    Every `state_every` steps the whole state (weights, optimizer, schedule, sampler) goes to
+    `<out>.state`; a run started again with the same arguments resumes there and ends with
+    the same weights as an uninterrupted one. The state file is removed when training ends.
     """
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -105,8 +109,18 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
         opt,
         lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))),
     )
+    out = Path(out)
+    state_path = out.with_name(out.name + ".state")
+    start = 0
+    if state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.setstate(state["rng"])
+        start = state["step"]
     model.train()
-    bar = tqdm(range(steps), desc="clip pretrain", unit="step")
+    bar = tqdm(range(start, steps), desc="clip pretrain", unit="step", initial=start, total=steps)
     for step in bar:
         idx = [i for c in rng.sample(clips, clips_per_batch) for i in rng.sample(c, per_clip)]
         x = torch.stack([images[i] for i in idx]).float() / 255.0
@@ -140,7 +154,12 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
         sched.step()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    out = Path(out)
+        if state_every > 0 and (step + 1) % state_every == 0 and step + 1 < steps:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "rng": rng.getstate(), "step": step + 1},
+                       state_path)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out)
+    state_path.unlink(missing_ok=True)
     return out

@@ -1,7 +1,13 @@
+from unittest.mock import patch
+
+import pytest
 import torch
 import torch.nn.functional as F
 
-from training.pretrain import patch_entity_targets, region_loss
+from model.clip import create_clip
+from training.generate import generate_world
+from training.pipeline import world_entities
+from training.pretrain import patch_entity_targets, pretrain_clip, region_loss
 
 
 def test_patch_targets_are_the_entity_shares_of_each_patch():
@@ -32,3 +38,42 @@ def test_region_loss_prefers_patches_at_their_entities_and_ignores_empty_patches
     moved = right.clone()
     moved[0, 2] = entity_emb[0]
     assert torch.equal(region_loss(moved, entity_emb, targets, scale), good)
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    generate_world(root, {"train": 1, "val": 0, "test": 0, "fewshot": 0, "zeroshot": 0}, workers=1)
+    return root
+
+
+def test_pretraining_resumes_from_its_state_with_identical_weights(small_world, tmp_path):
+    kwargs = dict(steps=4, batch_size=8, entities=world_entities(), state_every=2)
+    whole = torch.load(pretrain_clip("ALT-demo", small_world, tmp_path / "a.pt", **kwargs))
+
+    class Stop(Exception):
+        pass
+
+    class Interrupted:  # a progress bar whose process dies at the fourth step
+        def __init__(self, iterable, **_):
+            self.iterable = iterable
+
+        def __iter__(self):
+            for i, item in enumerate(self.iterable):
+                if i == 3:
+                    raise Stop
+                yield item
+
+        def set_postfix(self, **_):
+            pass
+
+    with patch("training.pretrain.tqdm", Interrupted), pytest.raises(Stop):
+        pretrain_clip("ALT-demo", small_world, tmp_path / "b.pt", **kwargs)
+    assert (tmp_path / "b.pt.state").is_file() and not (tmp_path / "b.pt").exists()
+    resumed = torch.load(pretrain_clip("ALT-demo", small_world, tmp_path / "b.pt", **kwargs))
+    assert not (tmp_path / "b.pt.state").exists()
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+    fresh = create_clip("ALT-demo").state_dict()
+    assert not torch.equal(fresh["visual.proj"], whole["visual.proj"])  # it did train
