@@ -61,12 +61,16 @@ class VideoAdapter(nn.Module):
     query. Keys/values: an MLP over the region embeddings of all frames plus a learned frame
     embedding. Returns the video query's final state projected to D."""
 
-    def __init__(self, dim: int, frames: int, layers: int, heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, frames: int, layers: int, heads: int, mlp_ratio: float,
+                 frame_tokens: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.entity_mlp = _mlp(dim, dim)
         self.region_mlp = _mlp(dim, dim)
         self.video_query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.frame_embed = nn.Parameter(torch.randn(frames, 1, dim) * 0.02)
+        # With `frame_tokens`, each frame's class token is one more key, marked by its own
+        # learned embedding (it summarizes the frame; a region shows a part of it).
+        self.frame_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if frame_tokens else None
         self.layers = nn.ModuleList(DecoderLayer(dim, heads, mlp_ratio) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
         self.proj = nn.Linear(dim, dim)
@@ -75,11 +79,21 @@ class VideoAdapter(nn.Module):
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
-    def forward(self, entities: Tensor, regions: Tensor, sizes: Tensor) -> Tensor:
-        """entities `(B, K, D)`, regions `(B, T, R, D)`, sizes `(B, T, R)` -> `(B, D)`."""
+    def forward(
+        self, entities: Tensor, regions: Tensor, sizes: Tensor, frames: Tensor | None = None
+    ) -> Tensor:
+        """entities `(B, K, D)`, regions `(B, T, R, D)`, sizes `(B, T, R)`, and with frame
+        tokens the frames' class embeddings `(B, T, D)` -> `(B, D)`."""
+        if self.frame_token is not None:
+            assert frames is not None, "this adapter takes the frames' class tokens"
+            regions = torch.cat([frames.unsqueeze(2), regions], dim=2)
+            sizes = torch.cat([torch.ones_like(sizes[..., :1]), sizes], dim=2)
         b, t, r, d = regions.shape
         queries = torch.cat([self.video_query.expand(b, -1, -1), self.entity_mlp(entities)], dim=1)
-        kv = (self.region_mlp(regions) + self.frame_embed).reshape(b, t * r, d)  # (B, T*R, D)
+        kv = self.region_mlp(regions) + self.frame_embed  # (B, T, R, D)
+        if self.frame_token is not None:
+            kv = torch.cat([kv[:, :, :1] + self.frame_token, kv[:, :, 1:]], dim=2)
+        kv = kv.reshape(b, t * r, d)
         # Proportional attention, as in the ViT: a merged region speaks for all its patches.
         bias = sizes.reshape(b, 1, 1, t * r).log().to(kv.dtype)
         for layer in self.layers:

@@ -55,6 +55,7 @@ class ALT(nn.Module):
             layers=config.adapter_layers,
             heads=max(1, dim // config.adapter_head_dim),
             mlp_ratio=config.adapter_mlp_ratio,
+            frame_tokens=config.adapter_frame_tokens,
         )
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init)))
         self.label_proj = None
@@ -137,8 +138,9 @@ class ALT(nn.Module):
         # and through the straight-through assignment into regions and entities.
         gate = (scores - scores.detach() + 1.0).unsqueeze(-1)
         queries = self.entities[ids] * gate  # (B, K, D)
-        adapted = self.adapter(queries, regions, sizes)  # (B, D)
-        pooled = out.cls.reshape(b, t, -1).mean(dim=1)  # CLIP mean pooling of frame CLS
+        cls = out.cls.reshape(b, t, -1)  # (B, T, D)
+        adapted = self.adapter(queries, regions, sizes, cls)  # (B, D)
+        pooled = cls.mean(dim=1)  # CLIP mean pooling of frame CLS
         embedding = F.normalize(pooled + self.alpha * adapted, dim=-1)
         return VideoOutput(
             embedding=embedding,

@@ -43,6 +43,9 @@ class ALTConfig:
     adapter_layers: int = 4  # video adapter depth (ours)
     adapter_head_dim: int = 64  # heads = D / head_dim (ours)
     adapter_mlp_ratio: float = 4.0
+    # The frames' class tokens join the regions as the adapter's keys (ours; off = the paper's
+    # regions only): a per-frame summary for motion that no single region shows.
+    adapter_frame_tokens: bool = False
     # Learnable gate on the adapter. The adapter's output layer starts at zero, so ALT equals
     # CLIP mean pooling at start whatever alpha is; alpha must not be 0, or no gradient flows.
     alpha_init: float = 1.0

@@ -72,7 +72,8 @@ def count(config: ALTConfig, num_entities: int = 1000) -> Cost:
     regions = tokens[-1] - 1
     align = regions * num_entities * dim
     k = min(config.top_k, num_entities)
-    q, s = k + 1, config.frames * regions
+    keys = regions + (1 if config.adapter_frame_tokens else 0)  # per frame
+    q, s = k + 1, config.frames * keys
     adapter = 2 * (k + s) * dim * dim  # entity and region MLPs
     adapter += config.adapter_layers * _decoder_layer(q, s, dim, config.adapter_mlp_ratio)
     adapter += dim * dim  # output projection
@@ -100,7 +101,7 @@ def count_params(config: ALTConfig) -> Params:
         dim = clip.visual.output_dim
         adapter = VideoAdapter(
             dim, config.frames, config.adapter_layers, max(1, dim // config.adapter_head_dim),
-            config.adapter_mlp_ratio,
+            config.adapter_mlp_ratio, config.adapter_frame_tokens,
         )  # fmt: skip
     visual = sum(p.numel() for p in clip.visual.parameters())
     total = sum(p.numel() for p in clip.parameters())

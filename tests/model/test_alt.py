@@ -117,3 +117,27 @@ def test_label_map_starts_as_identity_and_is_linear(tiny_config):
         via_prompts = F.normalize(torch.stack([p.mean(0) for p in per_prompt]), dim=-1)
         torch.testing.assert_close(model.project_labels(feats), via_prompts)
         assert (model.encode_labels(labels) - plain.encode_labels(labels)).abs().max() > 1e-3
+
+
+def test_frame_tokens_let_the_adapter_see_each_frames_class_token(tiny_config, tiny_frames):
+    torch.manual_seed(0)
+    model, _ = build_alt(tiny_config.replace(adapter_frame_tokens=True))
+    model.eval()
+    b, t = tiny_frames.shape[:2]
+    with torch.no_grad():
+        out = model.encode_frames(tiny_frames)
+        pooled = out.cls.reshape(b, t, -1).mean(1)
+        # Still CLIP mean pooling at initialization.
+        silent = model.encode_video(tiny_frames).embedding
+        torch.testing.assert_close(silent, F.normalize(pooled, dim=-1))
+        torch.nn.init.normal_(model.adapter.proj.weight, std=0.1)
+        r = out.regions.shape[1]
+        regions = out.regions.reshape(b, t, r, -1)
+        sizes = out.sizes.reshape(b, t, r)
+        entities = model.entities[:3].expand(b, -1, -1)
+        cls = out.cls.reshape(b, t, -1)
+        with_cls = model.adapter(entities, regions, sizes, cls)
+        other_cls = model.adapter(entities, regions, sizes, cls.roll(1, dims=1))
+    assert (with_cls - other_cls).abs().max().item() > 1e-4  # the keys include them, in order
+    with pytest.raises(AssertionError, match="class tokens"):
+        model.adapter(entities, regions, sizes)

@@ -27,3 +27,15 @@ def test_param_counts_match_built_model(tiny_bundle):
     params = count_params(model.config)
     assert params.total == sum(p.numel() for p in model.parameters())
     assert params.visual == sum(p.numel() for p in model.clip.visual.parameters())
+
+
+def test_analytic_count_and_params_with_frame_tokens(tiny_config, tiny_frames):
+    from model import build_alt
+
+    torch.manual_seed(0)
+    model, corpus = build_alt(tiny_config.replace(adapter_frame_tokens=True))
+    model.eval()
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model.encode_video(tiny_frames[:1])
+    assert counter.get_total_flops() // 2 == count(model.config, len(corpus)).per_view
+    assert count_params(model.config).total == sum(p.numel() for p in model.parameters())
