@@ -84,15 +84,14 @@ class VideoAdapter(nn.Module):
     ) -> Tensor:
         """entities `(B, K, D)`, regions `(B, T, R, D)`, sizes `(B, T, R)`, and with frame
         tokens the frames' class embeddings `(B, T, D)` -> `(B, D)`."""
-        if self.frame_token is not None:
-            assert frames is not None, "this adapter takes the frames' class tokens"
-            regions = torch.cat([frames.unsqueeze(2), regions], dim=2)
-            sizes = torch.cat([torch.ones_like(sizes[..., :1]), sizes], dim=2)
-        b, t, r, d = regions.shape
-        queries = torch.cat([self.video_query.expand(b, -1, -1), self.entity_mlp(entities)], dim=1)
         kv = self.region_mlp(regions) + self.frame_embed  # (B, T, R, D)
         if self.frame_token is not None:
-            kv = torch.cat([kv[:, :, :1] + self.frame_token, kv[:, :, 1:]], dim=2)
+            assert frames is not None, "this adapter takes the frames' class tokens"
+            frame_kv = self.region_mlp(frames.unsqueeze(2)) + self.frame_embed + self.frame_token
+            kv = torch.cat([frame_kv, kv], dim=2)
+            sizes = torch.cat([torch.ones_like(sizes[..., :1]), sizes], dim=2)
+        b, t, r, d = kv.shape
+        queries = torch.cat([self.video_query.expand(b, -1, -1), self.entity_mlp(entities)], dim=1)
         kv = kv.reshape(b, t * r, d)
         # Proportional attention, as in the ViT: a merged region speaks for all its patches.
         bias = sizes.reshape(b, 1, 1, t * r).log().to(kv.dtype)

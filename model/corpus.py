@@ -152,6 +152,13 @@ def merge_entities(*groups: Iterable[Entity]) -> list[Entity]:
     return list(out.values())
 
 
+def pool_prompts(feats: Tensor, counts: Sequence[int]) -> Tensor:
+    """Prompt embeddings `(sum(counts), D)`, grouped in order -> `(len(counts), D)`: each
+    group's normalized mean of normalized embeddings (differentiable)."""
+    groups = torch.split(torch.nn.functional.normalize(feats.float(), dim=-1), list(counts))
+    return torch.nn.functional.normalize(torch.stack([g.mean(dim=0) for g in groups]), dim=-1)
+
+
 def entity_prompts(entity: Entity, templates: Sequence[str]) -> list[str]:
     prompts = [t.format(entity.name) for t in templates]
     if entity.description:
@@ -177,10 +184,4 @@ def build_corpus(
     feats = torch.cat(
         [encode_text(flat[i : i + batch_size]) for i in range(0, len(flat), batch_size)]
     )
-    feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-    rows, start = [], 0
-    for group in prompts:
-        rows.append(feats[start : start + len(group)].mean(dim=0))
-        start += len(group)
-    embeddings = torch.nn.functional.normalize(torch.stack(rows), dim=-1)
-    return EntityCorpus(tuple(entities), embeddings)
+    return EntityCorpus(tuple(entities), pool_prompts(feats, [len(g) for g in prompts]))

@@ -16,7 +16,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from model.clip import create_clip, pixel_stats, tokenizer
-from model.corpus import Entity, entity_prompts
+from model.corpus import Entity, entity_prompts, pool_prompts
 from model.vit import region_forward
 
 from .data import ClipDataset, read_csv
@@ -98,7 +98,6 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
     plan = [0] * len(model.visual.transformer.resblocks)
     prompts = [entity_prompts(e, entity_templates) for e in entities]
     prompt_tokens = tokenizer(arch)([p for group in prompts for p in group]) if dense else None
-    group_of = torch.tensor([i for i, group in enumerate(prompts) for _ in group])
     per_clip = max(1, min(frames_per_clip, min(len(c) for c in clips)))
     clips_per_batch = min(len(clips), max(1, batch_size // per_clip))
     tokens = tokenizer(arch)(texts)  # (N, L)
@@ -119,6 +118,7 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
         sched.load_state_dict(state["scheduler"])
         rng.setstate(state["rng"])
         start = state["step"]
+    out.parent.mkdir(parents=True, exist_ok=True)
     model.train()
     bar = tqdm(range(start, steps), desc="clip pretrain", unit="step", initial=start, total=steps)
     for step in bar:
@@ -140,11 +140,8 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
         if dense:
             frame_masks = masks[idx].flip(-1) if mirror else masks[idx]
             targets = patch_entity_targets(frame_masks, model.visual.grid_size, len(entities))
-            prompt_emb = F.normalize(model.encode_text(prompt_tokens), dim=-1)
-            entity_emb = torch.zeros(len(entities), prompt_emb.shape[1]).index_add(
-                0, group_of, prompt_emb
-            )
-            entity_emb = F.normalize(entity_emb, dim=-1)  # as build_corpus: mean of the prompts
+            # The corpus builder's embedding, through the text tower being trained.
+            entity_emb = pool_prompts(model.encode_text(prompt_tokens), [len(g) for g in prompts])
             loss = loss + region_weight * region_loss(
                 F.normalize(enc.regions, dim=-1), entity_emb, targets, scale
             )
@@ -155,11 +152,9 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if state_every > 0 and (step + 1) % state_every == 0 and step + 1 < steps:
-            out.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "rng": rng.getstate(), "step": step + 1},
                        state_path)  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out)
     state_path.unlink(missing_ok=True)
     return out

@@ -2,7 +2,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from model import preset
+from model import build_alt, preset
 from model.flops import PAPER_B16_GFLOPS, count, count_params
 
 
@@ -30,8 +30,6 @@ def test_param_counts_match_built_model(tiny_bundle):
 
 
 def test_analytic_count_and_params_with_frame_tokens(tiny_config, tiny_frames):
-    from model import build_alt
-
     torch.manual_seed(0)
     model, corpus = build_alt(tiny_config.replace(adapter_frame_tokens=True))
     model.eval()

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from model import load_checkpoint
 from training.generate import generate_world
 
 
@@ -83,6 +84,4 @@ def test_build_default_quick_runs_the_whole_chain(tmp_path):
     assert (tmp_path / "work" / "clip.pt").is_file() and len(
         list((out / "samples").glob("*.mp4"))
     ) == 6
-    from model import load_checkpoint
-
     assert load_checkpoint(out).labels == report["seen"]
