@@ -56,13 +56,29 @@ class DecoderLayer(nn.Module):
         return q + self.mlp(self.norm_mlp(q))
 
 
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention and MLP (the frames' class tokens attend to each other)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.norm_attn = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = _mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm_attn(x)
+        x = x + self.attn(h, h)
+        return x + self.mlp(self.norm_mlp(x))
+
+
 class VideoAdapter(nn.Module):
     """Queries: an MLP over the K aligned entities' text embeddings plus one learned video
     query. Keys/values: an MLP over the region embeddings of all frames plus a learned frame
     embedding. Returns the video query's final state projected to D."""
 
     def __init__(self, dim: int, frames: int, layers: int, heads: int, mlp_ratio: float,
-                 frame_tokens: bool = False) -> None:  # fmt: skip
+                 frame_tokens: bool = False, temporal_layers: int = 0) -> None:  # fmt: skip
         super().__init__()
         self.entity_mlp = _mlp(dim, dim)
         self.region_mlp = _mlp(dim, dim)
@@ -71,6 +87,12 @@ class VideoAdapter(nn.Module):
         # With `frame_tokens`, each frame's class token is one more key, marked by its own
         # learned embedding (it summarizes the frame; a region shows a part of it).
         self.frame_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if frame_tokens else None
+        # With `temporal_layers`, those frame keys first attend to each other over time, so that
+        # a key can carry how the figure moves between frames, not only how it stands in one.
+        assert frame_tokens or not temporal_layers, "temporal layers run over the frame tokens"
+        self.temporal = nn.ModuleList(
+            EncoderLayer(dim, heads, mlp_ratio) for _ in range(temporal_layers)
+        )
         self.layers = nn.ModuleList(DecoderLayer(dim, heads, mlp_ratio) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
         self.proj = nn.Linear(dim, dim)
@@ -78,6 +100,13 @@ class VideoAdapter(nn.Module):
         # a gradient from the first step (a zero gate alpha would starve them instead).
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
+
+    def frame_keys(self, frames: Tensor) -> Tensor:
+        """The frames' class embeddings `(B, T, D)` -> one key per frame `(B, T, 1, D)`."""
+        keys = self.region_mlp(frames) + self.frame_embed.squeeze(1)
+        for layer in self.temporal:
+            keys = layer(keys)
+        return keys.unsqueeze(2) + self.frame_token
 
     def forward(
         self, entities: Tensor, regions: Tensor, sizes: Tensor, frames: Tensor | None = None
@@ -87,8 +116,7 @@ class VideoAdapter(nn.Module):
         kv = self.region_mlp(regions) + self.frame_embed  # (B, T, R, D)
         if self.frame_token is not None:
             assert frames is not None, "this adapter takes the frames' class tokens"
-            frame_kv = self.region_mlp(frames.unsqueeze(2)) + self.frame_embed + self.frame_token
-            kv = torch.cat([frame_kv, kv], dim=2)
+            kv = torch.cat([self.frame_keys(frames), kv], dim=2)
             sizes = torch.cat([torch.ones_like(sizes[..., :1]), sizes], dim=2)
         b, t, r, d = kv.shape
         queries = torch.cat([self.video_query.expand(b, -1, -1), self.entity_mlp(entities)], dim=1)

@@ -24,6 +24,7 @@ class VideoOutput(NamedTuple):
     region_entities: Tensor  # (B, T, R) entity id of each region
     region_sizes: Tensor  # (B, T, R) patches per region
     sources: Tensor | None  # (B, T, R, P) 0/1 patch membership, when asked for
+    regions: Tensor | None = None  # (B, T, R, D) region embeddings (what training supervises)
 
 
 class ALT(nn.Module):
@@ -56,6 +57,7 @@ class ALT(nn.Module):
             heads=max(1, dim // config.adapter_head_dim),
             mlp_ratio=config.adapter_mlp_ratio,
             frame_tokens=config.adapter_frame_tokens,
+            temporal_layers=config.adapter_temporal_layers,
         )
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init)))
         self.label_proj = None
@@ -149,6 +151,7 @@ class ALT(nn.Module):
             region_entities=region_entities,
             region_sizes=sizes,
             sources=None if out.source is None else out.source.reshape(b, t, r, -1),
+            regions=regions,
         )
 
     # ---- text --------------------------------------------------------------------------

@@ -46,6 +46,9 @@ class ALTConfig:
     # The frames' class tokens join the regions as the adapter's keys (ours; off = the paper's
     # regions only): a per-frame summary for motion that no single region shows.
     adapter_frame_tokens: bool = False
+    # Self-attention layers over time on those frame tokens before they serve as keys (ours;
+    # needs `adapter_frame_tokens`): order and change across frames, i.e. motion.
+    adapter_temporal_layers: int = 0
     # Learnable gate on the adapter. The adapter's output layer starts at zero, so ALT equals
     # CLIP mean pooling at start whatever alpha is; alpha must not be 0, or no gradient flows.
     alpha_init: float = 1.0
@@ -65,6 +68,10 @@ class ALTConfig:
         assert self.tau > 0, f"tau must be > 0, got {self.tau}"
         assert self.alpha_init != 0, (
             "alpha_init = 0 starves the zero-initialized adapter of gradients"
+        )
+        assert self.adapter_temporal_layers >= 0, "adapter_temporal_layers must be >= 0"
+        assert self.adapter_frame_tokens or not self.adapter_temporal_layers, (
+            "adapter_temporal_layers runs over the frame tokens: set adapter_frame_tokens"
         )
         assert self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"
         assert self.test_clips >= 1 and self.test_crops >= 1, "views must be >= 1"

@@ -77,6 +77,8 @@ def count(config: ALTConfig, num_entities: int = 1000) -> Cost:
     adapter = 2 * (k + s) * dim * dim  # entity and region MLPs
     adapter += config.adapter_layers * _decoder_layer(q, s, dim, config.adapter_mlp_ratio)
     adapter += dim * dim  # output projection
+    temporal = _transformer_layer(config.frames, dim, 1, config.adapter_mlp_ratio, 0)
+    adapter += config.adapter_temporal_layers * temporal  # over the frame tokens
     ctx, tw = txt["context_length"], txt["width"]
     text = txt["layers"] * _transformer_layer(ctx, tw, txt["heads"], txt.get("mlp_ratio", 4.0), 0)
     text += tw * dim
@@ -101,7 +103,7 @@ def count_params(config: ALTConfig) -> Params:
         dim = clip.visual.output_dim
         adapter = VideoAdapter(
             dim, config.frames, config.adapter_layers, max(1, dim // config.adapter_head_dim),
-            config.adapter_mlp_ratio, config.adapter_frame_tokens,
+            config.adapter_mlp_ratio, config.adapter_frame_tokens, config.adapter_temporal_layers,
         )  # fmt: skip
     visual = sum(p.numel() for p in clip.visual.parameters())
     total = sum(p.numel() for p in clip.parameters())

@@ -27,13 +27,14 @@ class TemporalBaseline(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.gate = nn.Parameter(torch.tensor(1.0))
 
-    def video_embedding(self, frames: Tensor, gumbel: bool = False) -> Tensor:
-        """Normalized frames `(B, T, 3, H, W)` -> `(B, D)`; no token merging (plain CLIP frames)."""
+    def video_embedding(self, frames: Tensor, gumbel: bool = False, dense: bool = False):
+        """Normalized frames `(B, T, 3, H, W)` -> `(B, D)`; no token merging (plain CLIP frames).
+        With `dense`, also the patch embeddings `(B, T, P, D)` and None (one patch per region)."""
         b, t = frames.shape[:2]
         visual = self.alt.clip.visual
         plan = [0] * len(visual.transformer.resblocks)
-        cls = region_forward(visual, frames.flatten(0, 1), plan, prop_attn=False).cls.reshape(
-            b, t, -1
-        )
+        enc = region_forward(visual, frames.flatten(0, 1), plan, prop_attn=False)
+        cls = enc.cls.reshape(b, t, -1)
         temporal = self.out(self.temporal(cls + self.frame_embed).mean(dim=1))
-        return F.normalize(cls.mean(dim=1) + self.gate * temporal, dim=-1)
+        emb = F.normalize(cls.mean(dim=1) + self.gate * temporal, dim=-1)
+        return (emb, enc.regions.reshape(b, t, *enc.regions.shape[1:]), None) if dense else emb

@@ -7,10 +7,11 @@ import csv
 import json
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -92,10 +93,15 @@ def few_shot(samples: Sequence[Sample], k: int, seed: int = 0) -> list[Sample]:
 
 
 class ClipDataset(Dataset):
-    """uint8 clips `(T, 3, S, S)` with label indices; frames are decoded once and cached."""
+    """uint8 clips `(T, 3, S, S)` with label indices; frames are decoded once and cached.
+
+    With `masks` (a clip's path -> its entity masks `(N, M, M)`, one per decoded frame, as the
+    generated world writes them), items also carry the masks of the sampled frames `(T, M, M)`.
+    """
 
     def __init__(self, samples: Sequence[Sample], labels: Sequence[str], frames: int, size: int,
-                 train: bool, seed: int = 0, cache: dict | None = None, progress: bool = True) -> None:  # fmt: skip
+                 train: bool, seed: int = 0, cache: dict | None = None, progress: bool = True,
+                 masks: Mapping[Path, np.ndarray] | None = None) -> None:  # fmt: skip
         self.samples = list(samples)
         self.labels = list(labels)
         index = {label: i for i, label in enumerate(self.labels)}
@@ -105,6 +111,11 @@ class ClipDataset(Dataset):
         self.targets = [index[s.label] for s in self.samples]
         self.frames, self.size, self.train = frames, size, train
         self.rng = random.Random(seed)
+        self.masks = masks
+        if masks is not None:
+            missing = [str(s.path) for s in self.samples if s.path not in masks]
+            if missing:
+                raise ValueError(f"{len(missing)} clips have no masks, e.g. {missing[0]}")
         self.cache = {} if cache is None else cache
         todo = [s.path for s in self.samples if (s.path, size) not in self.cache]
         for path in tqdm(todo, desc="decode", unit="clip", disable=not progress or not todo):
@@ -117,6 +128,10 @@ class ClipDataset(Dataset):
         n = self.cache[(self.samples[i].path, self.size)].shape[0]
         return segment_indices(n, self.frames, rng=self.rng if self.train else None)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        all_frames = self.cache[(self.samples[i].path, self.size)]
-        return all_frames[self.indices(i)], self.targets[i]
+    def __getitem__(self, i: int) -> tuple:
+        path = self.samples[i].path
+        picked = self.indices(i)
+        item = (self.cache[(path, self.size)][picked], self.targets[i])
+        if self.masks is None:
+            return item
+        return (*item, torch.from_numpy(self.masks[path][picked]))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from model import Entity, build_alt, preset, save_checkpoint
 from model.video import write_video
@@ -40,6 +41,9 @@ class Budget:
     # The tiny CLIP is a weak start (pretrained minutes ago on this world): its image tower
     # learns at 0.3x the head's rate here, against 0.1x for real CLIP weights.
     backbone_lr_scale: float = 0.3
+    # Weight of the region term while ALT and the baseline train (both get it): the image
+    # tower keeps each region's entity from the masks while it learns actions.
+    train_region_weight: float = 1.0
     batch_size: int = 16
     fewshot_steps: int = 60  # optimizer steps per few-shot run, whatever K
     shots: tuple[int, ...] = (2, 4, 8, 16)
@@ -82,10 +86,21 @@ def _models(clip_path: Path, seed: int):
     return ALTVideo(alt), TemporalBaseline(base_alt), corpus
 
 
-def _dataset(world: Path, split: str, labels, cache, train: bool, samples=None) -> ClipDataset:
+def _masks(world: Path, split: str) -> dict[Path, np.ndarray]:
+    """A split's entity masks, keyed by clip path as its samples name them."""
+    stored = np.load(world / "masks" / f"{split}.npz")
+    return {
+        world / rel: stored[rel] for rel in tqdm(stored.files, desc=f"{split} masks", unit="clip")
+    }
+
+
+def _dataset(
+    world: Path, split: str, labels, cache, train: bool, samples=None, masks=None
+) -> ClipDataset:
     samples = samples if samples is not None else read_csv(world / f"{split}.csv")
+    config = preset("demo")
     return ClipDataset(
-        samples, labels, preset("demo").frames, preset("demo").image_size, train, cache=cache
+        samples, labels, config.frames, config.image_size, train, cache=cache, masks=masks
     )
 
 
@@ -126,7 +141,10 @@ def build_default(
         )
     log(f"[{time.time() - t0:.0f}s] CLIP ready")
 
-    train = _dataset(world, "train", seen, cache, True)
+    dense = budget.train_region_weight > 0
+    train = _dataset(
+        world, "train", seen, cache, True, masks=_masks(world, "train") if dense else None
+    )
     test = _dataset(world, "test", seen, cache, False)
     zeroshot = _dataset(world, "zeroshot", held, cache, False)
     report: dict = {"seed": seed, "budget": asdict(budget), "seen": seen, "held_out": held}
@@ -136,6 +154,7 @@ def build_default(
         epochs=budget.epochs,
         batch_size=budget.batch_size,
         backbone_lr_scale=budget.backbone_lr_scale,
+        region_weight=budget.train_region_weight,
         seed=seed,
     )
     for name, module in (("alt", alt), ("baseline", base)):
@@ -163,15 +182,17 @@ def build_default(
     write_samples(out, seed)
 
     pool = read_csv(world / "fewshot.csv")
+    pool_masks = _masks(world, "fewshot") if dense else None
     report["few_shot"] = {}
     for k in budget.shots:
         fs_alt, fs_base, _ = _models(clip_path, seed)
-        subset = _dataset(world, "fewshot", held, cache, True, samples=few_shot(pool, k, seed))
+        subset = _dataset(world, "fewshot", held, cache, True, few_shot(pool, k, seed), pool_masks)
         steps_per_epoch = max(1, len(subset) // budget.batch_size)
         fs_cfg = TrainConfig(
             epochs=max(1, budget.fewshot_steps // steps_per_epoch),
             batch_size=budget.batch_size,
             backbone_lr_scale=budget.backbone_lr_scale,
+            region_weight=budget.train_region_weight,
             seed=seed,
         )
         row = {}

@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from model.alt import ALT
 
+from .pretrain import patch_entity_targets, region_loss
+
 
 class ALTVideo(nn.Module):
     """ALT as a video embedder (the baseline in baseline.py has the same interface)."""
@@ -26,8 +28,11 @@ class ALTVideo(nn.Module):
         super().__init__()
         self.alt = alt
 
-    def video_embedding(self, frames: Tensor, gumbel: bool = False) -> Tensor:
-        return self.alt.encode_video(frames, gumbel=gumbel).embedding
+    def video_embedding(self, frames: Tensor, gumbel: bool = False, dense: bool = False):
+        """`(B, D)`; with `dense` also the region embeddings `(B, T, R, D)` and their patches
+        `(B, T, R, P)`, for the region term."""
+        out = self.alt.encode_video(frames, track_source=dense, gumbel=gumbel)
+        return (out.embedding, out.regions, out.sources) if dense else out.embedding
 
 
 class _Forward(nn.Module):
@@ -36,8 +41,8 @@ class _Forward(nn.Module):
         super().__init__()
         self.inner = inner
 
-    def forward(self, frames: Tensor, gumbel: bool) -> Tensor:
-        return self.inner.video_embedding(frames, gumbel)
+    def forward(self, frames: Tensor, gumbel: bool, dense: bool = False):
+        return self.inner.video_embedding(frames, gumbel, dense)
 
 
 @dataclass
@@ -59,6 +64,10 @@ class TrainConfig:
     # placed at random relative to the videos (the map's entries are too large after
     # whitening for the optimizer to move them far).
     label_prototypes: bool = True
+    # Weight of the region term, for datasets with entity masks (the generated world): each
+    # region's alignment distribution (cosine / tau over the corpus) against the entities
+    # under its patches. Keeps the regions aligned while the image tower adapts to actions.
+    region_weight: float = 0.0
     state_dir: Path | None = None  # epoch checkpoints; training resumes from the last one
 
 
@@ -136,6 +145,18 @@ def fit_label_map(alt: ALT, features: Tensor, targets: Tensor) -> None:
     alt.label_proj.bias.copy_(a @ bias + c)
 
 
+def region_entity_loss(alt: ALT, regions: Tensor, sources: Tensor | None, masks: Tensor) -> Tensor:
+    """Cross-entropy of each region's alignment (cosine / tau over the corpus) against the
+    entity shares of the patches it holds. `regions` `(B, T, R, D)`; `sources` `(B, T, R, P)`
+    or None when every region is one patch; `masks` `(B, T, M, M)` with 1-based corpus ids."""
+    targets = patch_entity_targets(masks.flatten(0, 1), alt.grid_size, alt.entities.shape[0])
+    if sources is not None:
+        targets = sources.flatten(0, 1).to(targets.dtype) @ targets  # (B T, R, E)
+        targets = targets / targets.sum(dim=-1, keepdim=True).clamp(min=1e-6)
+    regions = F.normalize(regions.flatten(0, 1), dim=-1)
+    return region_loss(regions, alt.entities, targets, torch.tensor(1.0 / alt.config.tau))
+
+
 def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
@@ -147,6 +168,9 @@ def fit(
     the frozen text side fixes); returns the mean loss of each epoch."""
     torch.manual_seed(cfg.seed)
     alt: ALT = module.alt
+    dense = cfg.region_weight > 0
+    if dense and getattr(dataset, "masks", None) is None:
+        raise ValueError("region_weight > 0 needs a dataset with entity masks")
     backbone, head = split_params(module, cfg.train_logit_scale)
     ddp = _distributed()
     rank = 0
@@ -201,13 +225,21 @@ def fit(
             disable=rank != 0,
             leave=False,
         )
-        for frames, target in bar:
+        for frames, target, *masks in bar:
             x = alt.normalize(frames)
             if cfg.flip:
                 mirror = torch.rand(x.shape[0], generator=flips) < 0.5
                 x = torch.where(mirror.view(-1, 1, 1, 1, 1), x.flip(-1), x)
-            emb = runner(x, True)
+                masks = [torch.where(mirror.view(-1, 1, 1, 1), m.flip(-1), m) for m in masks]
+            if dense:
+                emb, regions, sources = runner(x, True, True)
+            else:
+                emb = runner(x, True)
             loss = F.cross_entropy(alt.logits(emb, alt.project_labels(label_features)), target)
+            if dense:
+                loss = loss + cfg.region_weight * region_entity_loss(
+                    alt, regions, sources, masks[0]
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -141,3 +141,25 @@ def test_frame_tokens_let_the_adapter_see_each_frames_class_token(tiny_config, t
     assert (with_cls - other_cls).abs().max().item() > 1e-4  # the keys include them, in order
     with pytest.raises(AssertionError, match="class tokens"):
         model.adapter(entities, regions, sizes)
+
+
+@pytest.mark.parametrize("temporal_layers", [0, 1])
+def test_temporal_layers_let_each_frame_key_see_the_other_frames(tiny_config, temporal_layers):
+    torch.manual_seed(0)
+    config = tiny_config.replace(adapter_frame_tokens=True, adapter_temporal_layers=temporal_layers)
+    model, _ = build_alt(config)
+    cls = torch.randn(2, config.frames, model.dim)
+    changed = cls.clone()
+    changed[:, 0] += 1.0
+    with torch.no_grad():
+        keys, keys_changed = model.adapter.frame_keys(cls), model.adapter.frame_keys(changed)
+    assert keys.shape == (2, config.frames, 1, model.dim)
+    assert (keys[:, 0] - keys_changed[:, 0]).abs().max() > 1e-3
+    # Later frames' keys move with frame 0 only through the temporal layers.
+    moved = (keys[:, 1:] - keys_changed[:, 1:]).abs().max().item()
+    assert moved > 1e-3 if temporal_layers else moved == 0.0
+
+
+def test_temporal_layers_need_frame_tokens(tiny_config):
+    with pytest.raises(AssertionError, match="adapter_frame_tokens"):
+        tiny_config.replace(adapter_temporal_layers=1)

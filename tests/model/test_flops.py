@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
@@ -29,9 +30,11 @@ def test_param_counts_match_built_model(tiny_bundle):
     assert params.visual == sum(p.numel() for p in model.clip.visual.parameters())
 
 
-def test_analytic_count_and_params_with_frame_tokens(tiny_config, tiny_frames):
+@pytest.mark.parametrize("temporal_layers", [0, 2])
+def test_analytic_count_and_params_with_frame_tokens(tiny_config, tiny_frames, temporal_layers):
     torch.manual_seed(0)
-    model, corpus = build_alt(tiny_config.replace(adapter_frame_tokens=True))
+    config = tiny_config.replace(adapter_frame_tokens=True, adapter_temporal_layers=temporal_layers)
+    model, corpus = build_alt(config)
     model.eval()
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model.encode_video(tiny_frames[:1])

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model import build_alt
 from tests.media import moving_square_video
@@ -16,6 +17,7 @@ from training.train import (
     class_means,
     fit,
     fit_label_map,
+    region_entity_loss,
     split_params,
     whiten_label_map,
 )
@@ -94,6 +96,57 @@ def test_label_map_starts_at_the_class_means(tmp_path, tiny_config):
     assert means.shape == (2, alt.dim) and torch.allclose(means.norm(dim=-1), torch.ones(2))
     torch.testing.assert_close(after, torch.ones(2), atol=1e-4, rtol=0)
     assert (before < 0.99).all()
+
+
+def test_region_term_targets_the_entities_under_a_merged_regions_patches(tiny_config):
+    torch.manual_seed(0)
+    alt, _ = build_alt(tiny_config)
+    gh, gw = alt.grid_size
+    masks = torch.zeros(1, 1, 2 * gh, 2 * gw, dtype=torch.uint8)
+    masks[..., :2, :2] = 1  # patch 0: entity 1 (corpus row 0)
+    masks[..., :2, 2:4] = 3  # patch 1: entity 3 (corpus row 2)
+    sources = torch.zeros(1, 1, 2, gh * gw)
+    sources[0, 0, 0, :2] = 1  # region 0 holds patches 0 and 1
+    sources[0, 0, 1, 2:] = 1  # region 1 holds only empty patches: it does not count
+    regions = torch.randn(1, 1, 2, alt.dim)
+    got = region_entity_loss(alt, regions, sources, masks)
+    logits = F.normalize(regions[0, 0, :1], dim=-1) @ alt.entities.t() / alt.config.tau
+    target = torch.zeros(1, alt.entities.shape[0])
+    target[0, 0] = target[0, 2] = 0.5
+    torch.testing.assert_close(got, F.cross_entropy(logits, target))
+
+
+@pytest.mark.parametrize("kind", ["alt", "baseline"])
+def test_region_term_aligns_regions_with_the_masked_entity(tmp_path, tiny_config, kind):
+    torch.manual_seed(0)
+    alt, _ = build_alt(tiny_config.replace(alpha_init=0.1))
+    module = ALTVideo(alt) if kind == "alt" else TemporalBaseline(alt)
+    samples = make_dataset(tmp_path)
+    plain = ClipDataset(samples, LABELS, 4, 64, train=True, progress=False)
+    gh, _ = alt.grid_size
+    # Every pixel of every frame shows entity 2 (corpus row 1).
+    masks = {
+        s.path: torch.full((20, 2 * gh, 2 * gh), 2, dtype=torch.uint8).numpy() for s in samples
+    }
+    ds = ClipDataset(samples, LABELS, 4, 64, train=True, progress=False, masks=masks)
+    frames, _, clip_masks = ds[0]
+    assert clip_masks.shape == (4, 2 * gh, 2 * gh) and frames.shape[0] == 4
+    with torch.no_grad():
+        features = alt.label_features(LABELS)
+
+    def share_on_entity() -> float:
+        with torch.no_grad():
+            x = alt.normalize(torch.stack([plain[i][0] for i in range(len(plain))]))
+            out = alt.encode_video(x)
+        return (out.region_entities == 1).float().mean().item()
+
+    before = share_on_entity()
+    cfg = TrainConfig(epochs=4, batch_size=4, lr=3e-3, backbone_lr_scale=1.0, region_weight=1.0)
+    with pytest.raises(ValueError, match="entity masks"):
+        fit(module, plain, features, cfg)
+    fit(module, ds, features, cfg)
+    after = share_on_entity()
+    assert before < 0.5 and after > 0.9, (before, after)
 
 
 DDP_SCRIPT = """
