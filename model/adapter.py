@@ -49,10 +49,12 @@ class DecoderLayer(nn.Module):
         self.norm_mlp = nn.LayerNorm(dim)
         self.mlp = _mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, q: Tensor, kv: Tensor, bias: Tensor | None) -> Tensor:
+    def forward(
+        self, q: Tensor, kv: Tensor, bias: Tensor | None, query_bias: Tensor | None = None
+    ) -> Tensor:
         q = q + self.cross(self.norm_q(q), self.norm_kv(kv), bias)
         h = self.norm_self(q)
-        q = q + self.self_attn(h, h)
+        q = q + self.self_attn(h, h, query_bias)
         return q + self.mlp(self.norm_mlp(q))
 
 
@@ -109,10 +111,16 @@ class VideoAdapter(nn.Module):
         return keys.unsqueeze(2) + self.frame_token
 
     def forward(
-        self, entities: Tensor, regions: Tensor, sizes: Tensor, frames: Tensor | None = None
+        self,
+        entities: Tensor,
+        regions: Tensor,
+        sizes: Tensor,
+        frames: Tensor | None = None,
+        present: Tensor | None = None,
     ) -> Tensor:
-        """entities `(B, K, D)`, regions `(B, T, R, D)`, sizes `(B, T, R)`, and with frame
-        tokens the frames' class embeddings `(B, T, D)` -> `(B, D)`."""
+        """entities `(B, K, D)`, regions `(B, T, R, D)`, sizes `(B, T, R)`, with frame tokens
+        the frames' class embeddings `(B, T, D)`, and `present` `(B, K)` bool: which entities
+        some region aligned to (the others only fill the K slots and are hidden) -> `(B, D)`."""
         kv = self.region_mlp(regions) + self.frame_embed  # (B, T, R, D)
         if self.frame_token is not None:
             assert frames is not None, "this adapter takes the frames' class tokens"
@@ -123,6 +131,11 @@ class VideoAdapter(nn.Module):
         kv = kv.reshape(b, t * r, d)
         # Proportional attention, as in the ViT: a merged region speaks for all its patches.
         bias = sizes.reshape(b, 1, 1, t * r).log().to(kv.dtype)
+        query_bias = None
+        if present is not None:  # the video query is always there
+            keep = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)
+            query_bias = torch.zeros(keep.shape, dtype=kv.dtype, device=kv.device)
+            query_bias = query_bias.masked_fill(~keep, float("-inf"))[:, None, None, :]
         for layer in self.layers:
-            queries = layer(queries, kv, bias)
+            queries = layer(queries, kv, bias, query_bias)
         return self.proj(self.norm(queries[:, 0]))

@@ -141,7 +141,8 @@ class ALT(nn.Module):
         gate = (scores - scores.detach() + 1.0).unsqueeze(-1)
         queries = self.entities[ids] * gate  # (B, K, D)
         cls = out.cls.reshape(b, t, -1)  # (B, T, D)
-        adapted = self.adapter(queries, regions, sizes, cls)  # (B, D)
+        # Fewer than K entities may be aligned in a clip: the empty slots (score 0) stay hidden.
+        adapted = self.adapter(queries, regions, sizes, cls, present=scores > 0)  # (B, D)
         pooled = cls.mean(dim=1)  # CLIP mean pooling of frame CLS
         embedding = F.normalize(pooled + self.alpha * adapted, dim=-1)
         return VideoOutput(

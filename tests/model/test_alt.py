@@ -163,3 +163,20 @@ def test_temporal_layers_let_each_frame_key_see_the_other_frames(tiny_config, te
 def test_temporal_layers_need_frame_tokens(tiny_config):
     with pytest.raises(AssertionError, match="adapter_frame_tokens"):
         tiny_config.replace(adapter_temporal_layers=1)
+
+
+def test_entities_that_no_region_aligned_to_are_hidden_from_the_queries(tiny_config):
+    torch.manual_seed(0)
+    model, _ = build_alt(tiny_config)
+    torch.nn.init.normal_(model.adapter.proj.weight, std=0.1)
+    b, t, r, k, d = 2, tiny_config.frames, 5, tiny_config.top_k, model.dim
+    entities, regions, sizes = torch.randn(b, k, d), torch.randn(b, t, r, d), torch.ones(b, t, r)
+    present = torch.zeros(b, k, dtype=torch.bool)
+    present[:, :3] = True
+    others = entities.clone()
+    others[:, 3:] = torch.randn(b, k - 3, d)  # different filler in the empty slots
+    with torch.no_grad():
+        hidden = model.adapter(entities, regions, sizes, present=present)
+        torch.testing.assert_close(hidden, model.adapter(others, regions, sizes, present=present))
+        shown = model.adapter(others, regions, sizes)  # no mask: the filler speaks
+    assert (hidden - shown).abs().max() > 1e-4
