@@ -77,4 +77,4 @@ def test_default_model_recognizes_fresh_world_clips(tmp_path):
         if score > 0
     ]
     precision = sum(named) / len(named)
-    assert precision >= 0.75, f"{precision:.1%} of {len(named)} aligned entities are in the clip"
+    assert precision >= 0.9, f"{precision:.1%} of {len(named)} aligned entities are in the clip"
