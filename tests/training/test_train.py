@@ -166,7 +166,9 @@ hist = fit(ALTVideo(alt), ds, emb, TrainConfig(epochs=2, batch_size=2))
 flat = torch.cat([p.detach().flatten() for p in alt.parameters()])
 gathered = [torch.zeros_like(flat) for _ in range(2)]
 dist.all_gather(gathered, flat)
-print("RANK", dist.get_rank(), "SYNCED", bool(torch.equal(gathered[0], gathered[1])), "EPOCHS", len(hist), flush=True)
+# One file per rank: the two processes share stdout and their lines can interleave.
+result = "SYNCED " + str(bool(torch.equal(gathered[0], gathered[1]))) + " EPOCHS " + str(len(hist))
+Path({out!r}, f"rank{{dist.get_rank()}}.txt").write_text(result)
 dist.destroy_process_group()
 """
 
@@ -175,12 +177,14 @@ dist.destroy_process_group()
 def test_torchrun_ddp_on_two_cpu_processes(tmp_path):
     samples = [(str(s.path), s.label) for s in make_dataset(tmp_path, n=2)]
     script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(root=str(ROOT), samples=samples, labels=LABELS))
+    script.write_text(
+        DDP_SCRIPT.format(root=str(ROOT), samples=samples, labels=LABELS, out=str(tmp_path))
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RANK")]
-    assert sorted(lines) == ["RANK 0 SYNCED True EPOCHS 2", "RANK 1 SYNCED True EPOCHS 2"]
+    results = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert results == ["SYNCED True EPOCHS 2"] * 2, proc.stdout + proc.stderr
