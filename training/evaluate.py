@@ -51,7 +51,7 @@ def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarra
     hits = total = region_hits = region_total = 0.0
     name_of = {i + 1: n for i, n in enumerate(world_entities)}
     for i in range(len(dataset)):
-        frames, _ = dataset[i]
+        frames = dataset[i][0]
         rel = str(dataset.samples[i].path.relative_to(world_root))
         truth = masks[rel][dataset.indices(i)]  # (T, M, M)
         out = alt.encode_video(alt.normalize(frames[None]), track_source=True)
