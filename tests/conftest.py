@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import Entity, build_alt, preset, save_checkpoint
-from tests.fixtures import ENTITIES, LABELS
+from model import build_alt, preset
+from tests.fixtures import save_tiny_checkpoint
 from tests.media import moving_square_video
 
 
@@ -35,14 +35,7 @@ def tiny_frames(tiny_config):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A saved tiny ALT checkpoint with random weights and a small entity corpus."""
-    torch.manual_seed(0)
-    model, corpus = build_alt(
-        preset("tiny").replace(alpha_init=0.5), entities=[Entity(n) for n in ENTITIES]
-    )
-    torch.nn.init.normal_(model.adapter.proj.weight, std=0.1)  # as if trained: the adapter speaks
-    path = tmp_path_factory.mktemp("ckpt") / "tiny-random"
-    save_checkpoint(path, model, corpus, LABELS)
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-random")
 
 
 @pytest.fixture(scope="session")

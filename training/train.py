@@ -225,21 +225,21 @@ def fit(
             disable=rank != 0,
             leave=False,
         )
-        for frames, target, *masks in bar:
+        for frames, target, *rest in bar:  # datasets with masks add them as a third item
             x = alt.normalize(frames)
+            masks = rest[0] if dense else None
             if cfg.flip:
                 mirror = torch.rand(x.shape[0], generator=flips) < 0.5
                 x = torch.where(mirror.view(-1, 1, 1, 1, 1), x.flip(-1), x)
-                masks = [torch.where(mirror.view(-1, 1, 1, 1), m.flip(-1), m) for m in masks]
+                if dense:
+                    masks = torch.where(mirror.view(-1, 1, 1, 1), masks.flip(-1), masks)
             if dense:
                 emb, regions, sources = runner(x, True, True)
             else:
                 emb = runner(x, True)
             loss = F.cross_entropy(alt.logits(emb, alt.project_labels(label_features)), target)
             if dense:
-                loss = loss + cfg.region_weight * region_entity_loss(
-                    alt, regions, sources, masks[0]
-                )
+                loss = loss + cfg.region_weight * region_entity_loss(alt, regions, sources, masks)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

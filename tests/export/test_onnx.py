@@ -11,12 +11,12 @@ from onnx import TensorProto, helper
 
 from export.onnx_export import VideoGraph, export_onnx
 from export.token_merge import BODY_OPSET, DOMAIN, OP, attach
-from model import Entity, build_alt, load_checkpoint, preset, save_checkpoint
+from model import load_checkpoint, preset
 from model.merge import bipartite_soft_matching, merge_tokens
 from model.video import decode_clip
 from server.backends.onnx_backend import OnnxBackend
 from server.backends.torch_backend import TorchBackend
-from tests.fixtures import ENTITIES, LABELS
+from tests.fixtures import save_tiny_checkpoint
 
 
 def _single_op_model(r: int) -> onnx.ModelProto:
@@ -112,13 +112,10 @@ def test_onnx_backend_gives_the_torch_backend_answers(exported, tiny_checkpoint,
 
 def test_adapter_options_export_with_the_same_answers(tmp_path, video_dir):
     """Frame-token keys with temporal self-attention go through ONNX unchanged."""
-    torch.manual_seed(0)
     config = preset("tiny").replace(
         alpha_init=0.5, adapter_frame_tokens=True, adapter_temporal_layers=1
     )
-    model, corpus = build_alt(config, entities=[Entity(n) for n in ENTITIES])
-    torch.nn.init.normal_(model.adapter.proj.weight, std=0.1)
-    save_checkpoint(tmp_path / "ckpt", model, corpus, LABELS)
+    model = load_checkpoint(save_tiny_checkpoint(tmp_path / "ckpt", config)).model
     export_onnx(tmp_path / "ckpt", tmp_path / "onnx")
     sess = ort.InferenceSession(
         str(tmp_path / "onnx" / "video.onnx"), providers=["CPUExecutionProvider"]
