@@ -202,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--lr", type=float, default=1e-3, help="adapter LR; the image tower gets 0.1x"
     )
+    train.add_argument(
+        "--label-entity-weight",
+        dest="label_entity_weight",
+        type=float,
+        default=0.0,
+        help="weight of the label-entity term: videos also score the corpus entities their "
+        "label names (e.g. 'ball' in 'kicking a ball') above the rest",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_train)
 

@@ -143,6 +143,19 @@ def entities_from_labels(labels: Iterable[str]) -> list[Entity]:
     return [Entity(name, kind="object") for name in found]
 
 
+def label_entity_targets(labels: Sequence[str], names: Sequence[str]) -> Tensor:
+    """`(L, E)`: for each label, equal shares over the corpus entities it names as a word
+    ("kicking a ball" -> ball; "raising both arms" -> arm); a row of zeros names none."""
+    index = {name: j for j, name in enumerate(names)}
+    targets = torch.zeros(len(labels), len(names))
+    for i, label in enumerate(labels):
+        text = " ".join(re.findall(r"[a-z]+", label.lower()))
+        hits = {j for name, j in index.items() if re.search(rf"\b{re.escape(name)}s?\b", text)}
+        for j in hits:
+            targets[i, j] = 1.0 / len(hits)
+    return targets
+
+
 def merge_entities(*groups: Iterable[Entity]) -> list[Entity]:
     """Union by name, first occurrence wins (so hand-written descriptions beat mined ones)."""
     out: dict[str, Entity] = {}

@@ -9,7 +9,14 @@ import numpy as np
 import torch
 
 from model import build_alt, load_checkpoint, preset, save_checkpoint
-from model.corpus import BODY_PARTS, Entity, entities_from_labels, merge_entities, read_entity_file
+from model.corpus import (
+    BODY_PARTS,
+    Entity,
+    entities_from_labels,
+    label_entity_targets,
+    merge_entities,
+    read_entity_file,
+)
 
 from .data import (
     ClipDataset,
@@ -57,8 +64,10 @@ def train_command(args) -> dict:
     with torch.no_grad():
         features = alt.label_features(labels)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      label_entity_weight=args.label_entity_weight,
                       state_dir=Path(args.out) / "train_state")  # fmt: skip
-    history = fit(ALTVideo(alt), dataset, features, cfg)
+    named = label_entity_targets(labels, corpus.names)
+    history = fit(ALTVideo(alt), dataset, features, cfg, named)
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return {}
     save_checkpoint(Path(args.out), alt, corpus, labels)
@@ -66,6 +75,8 @@ def train_command(args) -> dict:
         "regime": args.regime,
         "clips": len(samples),
         "classes": len(labels),
+        "labels_naming_entities": int((named.sum(dim=-1) > 0).sum()),
+        "label_entity_weight": args.label_entity_weight,
         "loss": history,
     }
     (Path(args.out) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from model import Entity, build_alt, preset, save_checkpoint
+from model.corpus import label_entity_targets
 from model.video import write_video
 
 from .baseline import TemporalBaseline
@@ -44,6 +45,9 @@ class Budget:
     # Weight of the region term while ALT and the baseline train (both get it): the image
     # tower keeps each region's entity from the masks while it learns actions.
     train_region_weight: float = 1.0
+    # Weight of the label-entity term while ALT and the baseline train (both get it): videos
+    # also score the entity their label names ("ball" in "kicking a ball").
+    train_label_entity_weight: float = 0.0
     batch_size: int = 16
     fewshot_steps: int = 60  # optimizer steps per few-shot run, whatever K
     shots: tuple[int, ...] = (2, 4, 8, 16)
@@ -155,6 +159,7 @@ def build_default(
         batch_size=budget.batch_size,
         backbone_lr_scale=budget.backbone_lr_scale,
         region_weight=budget.train_region_weight,
+        label_entity_weight=budget.train_label_entity_weight,
         seed=seed,
     )
     for name, module in (("alt", alt), ("baseline", base)):
@@ -165,6 +170,7 @@ def build_default(
             train,
             features,
             cfg.__class__(**{**asdict(cfg), "state_dir": work / f"state-{name}"}),
+            label_entity_targets(seen, corpus.names),
         )
         report[name] = {
             "seen": _eval(module, test, seen),
@@ -193,13 +199,14 @@ def build_default(
             batch_size=budget.batch_size,
             backbone_lr_scale=budget.backbone_lr_scale,
             region_weight=budget.train_region_weight,
+            label_entity_weight=budget.train_label_entity_weight,
             seed=seed,
         )
         row = {}
         for name, module in (("alt", fs_alt), ("baseline", fs_base)):
             with torch.no_grad():
                 features = module.alt.label_features(held)
-            fit(module, subset, features, fs_cfg)
+            fit(module, subset, features, fs_cfg, label_entity_targets(held, corpus.names))
             row[name] = _eval(module, zeroshot, held)
         report["few_shot"][str(k)] = row
         log(f"[{time.time() - t0:.0f}s] few-shot K={k}: {row}")

@@ -68,6 +68,12 @@ class TrainConfig:
     # region's alignment distribution (cosine / tau over the corpus) against the entities
     # under its patches. Keeps the regions aligned while the image tower adapts to actions.
     region_weight: float = 0.0
+    # Weight of the label-entity term: a clip's video embedding also scores, among the corpus
+    # entities put through the label map, the entities its label names ("lifting a box" ->
+    # box) above the rest (`label_entity_targets`). Seen labels tie each object to a few
+    # verbs; the term asks the video side to carry the object by itself, which unseen
+    # verb-object pairs need. Clips whose label names no entity are left out of it.
+    label_entity_weight: float = 0.0
     state_dir: Path | None = None  # epoch checkpoints; training resumes from the last one
 
 
@@ -161,16 +167,37 @@ def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def label_entity_loss(alt: ALT, video: Tensor, named: Tensor) -> Tensor:
+    """Cross-entropy of the videos' scores over the corpus entities (through the label map)
+    against the entities their labels name, `named` `(B, E)`; rows of zeros are left out."""
+    logp = F.log_softmax(alt.logits(video, alt.project_labels(alt.entities)), dim=-1)
+    keep = named.sum(dim=-1)
+    return -(named * logp).sum() / keep.sum().clamp(min=1.0)
+
+
 def fit(
-    module: nn.Module, dataset: Dataset, label_features: Tensor, cfg: TrainConfig
+    module: nn.Module,
+    dataset: Dataset,
+    label_features: Tensor,
+    cfg: TrainConfig,
+    label_entities: Tensor | None = None,
 ) -> list[float]:
     """Train in place on `label_features` (`ALT.label_features` of the dataset's labels, which
-    the frozen text side fixes); returns the mean loss of each epoch."""
+    the frozen text side fixes); returns the mean loss of each epoch. The label-entity term
+    takes `label_entities`, `label_entity_targets` of the same labels."""
     torch.manual_seed(cfg.seed)
     alt: ALT = module.alt
     dense = cfg.region_weight > 0
     if dense and getattr(dataset, "masks", None) is None:
         raise ValueError("region_weight > 0 needs a dataset with entity masks")
+    if cfg.label_entity_weight > 0:
+        if label_entities is None:
+            raise ValueError("label_entity_weight > 0 needs label_entities")
+        if label_entities.shape != (len(label_features), alt.entities.shape[0]):
+            raise ValueError(
+                f"label_entities must be (labels, entities) = "
+                f"({len(label_features)}, {alt.entities.shape[0]}), got {tuple(label_entities.shape)}"
+            )
     backbone, head = split_params(module, cfg.train_logit_scale)
     ddp = _distributed()
     rank = 0
@@ -240,6 +267,9 @@ def fit(
             loss = F.cross_entropy(alt.logits(emb, alt.project_labels(label_features)), target)
             if dense:
                 loss = loss + cfg.region_weight * region_entity_loss(alt, regions, sources, masks)
+            if cfg.label_entity_weight > 0:
+                named = label_entities[target]
+                loss = loss + cfg.label_entity_weight * label_entity_loss(alt, emb, named)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -7,6 +7,7 @@ from model.corpus import (
     EntityCorpus,
     build_corpus,
     entities_from_labels,
+    label_entity_targets,
     merge_entities,
     read_entity_file,
 )
@@ -20,6 +21,18 @@ def test_noun_phrases_from_labels():
         )
     ]
     assert names == ["ball", "cup", "guitar", "red box"]
+
+
+def test_label_entity_targets_share_over_the_entities_a_label_names_as_words():
+    names = ["arm", "hand", "ball", "box", "red box"]
+    labels = ["kicking a ball", "raising both arms", "handball", "waving", "lifting a red box"]
+    targets = label_entity_targets(labels, names)
+    expected = torch.zeros(5, 5)
+    expected[0, 2] = 1.0  # ball
+    expected[1, 0] = 1.0  # arms -> arm
+    # "handball" is neither a hand nor a ball; "waving" names nothing.
+    expected[4, 3] = expected[4, 4] = 0.5  # "box" and "red box" are both named
+    torch.testing.assert_close(targets, expected)
 
 
 def test_entity_files_json_and_text(tmp_path):

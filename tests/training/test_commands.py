@@ -39,10 +39,14 @@ def test_train_then_evaluate_with_alignment_quality(world, tmp_path):
         "1",
         "--batch-size",
         "8",
+        "--label-entity-weight",
+        "1",
         "--out",
         tmp_path / "ckpt",
     )
     assert summary["classes"] == 24 and len(summary["loss"]) == 1
+    # Eight world actions name no object or body part ("waving", "clapping", ...).
+    assert summary["labels_naming_entities"] == 16 and summary["label_entity_weight"] == 1.0
     result = alt(
         "evaluate",
         tmp_path / "ckpt",

@@ -17,6 +17,7 @@ from training.train import (
     class_means,
     fit,
     fit_label_map,
+    label_entity_loss,
     region_entity_loss,
     split_params,
     whiten_label_map,
@@ -147,6 +148,55 @@ def test_region_term_aligns_regions_with_the_masked_entity(tmp_path, tiny_config
     fit(module, ds, features, cfg)
     after = share_on_entity()
     assert before < 0.5 and after > 0.9, (before, after)
+
+
+def test_label_entity_term_is_cross_entropy_over_mapped_entities(tiny_config):
+    torch.manual_seed(0)
+    alt, _ = build_alt(tiny_config.replace(label_proj=True))
+    with torch.no_grad():
+        alt.label_proj.weight.add_(0.1 * torch.randn_like(alt.label_proj.weight))
+    video = F.normalize(torch.randn(3, alt.dim), dim=-1)
+    named = torch.zeros(3, alt.entities.shape[0])
+    named[0, 1] = 1.0
+    named[2, 0] = named[2, 3] = 0.5  # clip 1's label names no entity: it is left out
+    logits = alt.logits(video, F.normalize(alt.label_proj(alt.entities), dim=-1))
+    expected = (F.cross_entropy(logits[:1], named[:1]) + F.cross_entropy(logits[2:], named[2:])) / 2
+    torch.testing.assert_close(label_entity_loss(alt, video, named), expected)
+    other = video.clone()
+    other[1] = F.normalize(torch.randn(alt.dim), dim=-1)
+    torch.testing.assert_close(label_entity_loss(alt, other, named), expected)
+
+
+@pytest.mark.parametrize("kind", ["alt", "baseline"])
+def test_label_entity_term_teaches_videos_the_entity_their_label_names(tmp_path, tiny_config, kind):
+    torch.manual_seed(0)
+    alt, _ = build_alt(tiny_config.replace(alpha_init=0.1))
+    module = ALTVideo(alt) if kind == "alt" else TemporalBaseline(alt)
+    ds = ClipDataset(make_dataset(tmp_path), LABELS, 4, 64, train=True, progress=False)
+    test = ClipDataset(ds.samples, LABELS, 4, 64, train=False, progress=False)
+    with torch.no_grad():
+        features = alt.label_features(LABELS)
+    named = torch.zeros(len(LABELS), alt.entities.shape[0])
+    named[0, 3] = named[1, 7] = 1.0  # "moving right" names entity 3, "standing still" 7
+
+    def share_scoring_the_named_entity() -> float:
+        with torch.no_grad():
+            x = alt.normalize(torch.stack([test[i][0] for i in range(len(test))]))
+            scores = module.video_embedding(x) @ alt.project_labels(alt.entities).t()
+        targets = torch.tensor(test.targets)
+        return (scores.argmax(-1) == named[targets].argmax(-1)).float().mean().item()
+
+    before = share_scoring_the_named_entity()
+    cfg = TrainConfig(
+        epochs=6, batch_size=4, lr=3e-3, backbone_lr_scale=1.0, label_entity_weight=1.0
+    )
+    with pytest.raises(ValueError, match="needs label_entities"):
+        fit(module, ds, features, cfg)
+    with pytest.raises(ValueError, match="must be"):
+        fit(module, ds, features, cfg, named[:, :3])
+    fit(module, ds, features, cfg, named)
+    after = share_scoring_the_named_entity()
+    assert before < 0.5 and after == 1.0, (before, after)
 
 
 DDP_SCRIPT = """
