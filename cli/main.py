@@ -210,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the label-entity term: videos also score the corpus entities their "
         "label names (e.g. 'ball' in 'kicking a ball') above the rest",
     )
+    train.add_argument(
+        "--label-map-steps",
+        dest="label_map_steps",
+        type=int,
+        default=0,
+        help="presets with a label map (demo): steps of the label-map stage after the epochs, "
+        "the corpus entities as extra anchors (the default build uses 600)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_train)
 

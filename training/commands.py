@@ -54,6 +54,10 @@ def train_command(args) -> dict:
         entities, entities_from_labels(labels), [Entity(p, kind="body part") for p in BODY_PARTS]
     )
     config = preset(args.preset)
+    if args.label_map_steps and not config.label_proj:
+        raise SystemExit(
+            f"alt train: --label-map-steps needs a preset with a label map, not {args.preset}"
+        )
     if args.frames:
         config = config.replace(frames=args.frames)
     torch.manual_seed(args.seed)
@@ -64,7 +68,7 @@ def train_command(args) -> dict:
     with torch.no_grad():
         features = alt.label_features(labels)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      label_entity_weight=args.label_entity_weight,
+                      label_entity_weight=args.label_entity_weight, label_map_steps=args.label_map_steps,
                       state_dir=Path(args.out) / "train_state")  # fmt: skip
     named = label_entity_targets(labels, corpus.names)
     history = fit(ALTVideo(alt), dataset, features, cfg, named)
@@ -77,6 +81,7 @@ def train_command(args) -> dict:
         "classes": len(labels),
         "labels_naming_entities": int((named.sum(dim=-1) > 0).sum()),
         "label_entity_weight": args.label_entity_weight,
+        "label_map_steps": args.label_map_steps,
         "loss": history,
     }
     (Path(args.out) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")

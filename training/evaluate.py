@@ -14,16 +14,23 @@ from .data import ClipDataset
 
 
 @torch.no_grad()
-def embed(module: nn.Module, dataset: ClipDataset, batch_size: int = 32) -> tuple[Tensor, Tensor]:
-    """Video embeddings `(N, D)` and targets `(N,)` at test-time sampling."""
+def embed(
+    module: nn.Module,
+    dataset: ClipDataset,
+    batch_size: int = 32,
+    indices: Sequence[int] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Video embeddings `(N, D)` and targets `(N,)` of the dataset's clips (or `indices`), as
+    the dataset samples them (test-time sampling for a test set), the module in eval mode."""
     module.eval()
     alt: ALT = module.alt
+    indices = list(range(len(dataset))) if indices is None else list(indices)
     embs, targets = [], []
-    for i in range(0, len(dataset), batch_size):
-        items = [dataset[j] for j in range(i, min(len(dataset), i + batch_size))]
-        frames = torch.stack([f for f, _ in items])
+    for i in range(0, len(indices), batch_size):
+        items = [dataset[j] for j in indices[i : i + batch_size]]  # (frames, target[, masks])
+        frames = torch.stack([item[0] for item in items])
         embs.append(module.video_embedding(alt.normalize(frames)))
-        targets.extend(t for _, t in items)
+        targets.extend(item[1] for item in items)
     return torch.cat(embs), torch.tensor(targets)
 
 

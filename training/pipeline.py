@@ -48,6 +48,10 @@ class Budget:
     # Weight of the label-entity term while ALT and the baseline train (both get it): videos
     # also score the entity their label names ("ball" in "kicking a ball").
     train_label_entity_weight: float = 0.0
+    # The label-map stage after each training run (both models, few-shot too): the map learns
+    # on fixed video embeddings with the corpus entities as extra anchors.
+    label_map_steps: int = 600
+    label_map_entity_weight: float = 0.05
     batch_size: int = 16
     fewshot_steps: int = 60  # optimizer steps per few-shot run, whatever K
     shots: tuple[int, ...] = (2, 4, 8, 16)
@@ -56,6 +60,7 @@ class Budget:
 QUICK = Budget(
     per_class={"train": 3, "val": 1, "test": 2, "fewshot": 2, "zeroshot": 2},
     clip_steps=3, clip_batch=16, epochs=1, batch_size=8, fewshot_steps=2, shots=(2,),
+    label_map_steps=2,
 )  # fmt: skip
 
 
@@ -160,6 +165,8 @@ def build_default(
         backbone_lr_scale=budget.backbone_lr_scale,
         region_weight=budget.train_region_weight,
         label_entity_weight=budget.train_label_entity_weight,
+        label_map_steps=budget.label_map_steps,
+        label_map_entity_weight=budget.label_map_entity_weight,
         seed=seed,
     )
     for name, module in (("alt", alt), ("baseline", base)):
@@ -200,6 +207,8 @@ def build_default(
             backbone_lr_scale=budget.backbone_lr_scale,
             region_weight=budget.train_region_weight,
             label_entity_weight=budget.train_label_entity_weight,
+            label_map_steps=budget.label_map_steps,
+            label_map_entity_weight=budget.label_map_entity_weight,
             seed=seed,
         )
         row = {}

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from model.alt import ALT
 
+from .evaluate import embed
 from .pretrain import patch_entity_targets, region_loss
 
 
@@ -74,6 +75,14 @@ class TrainConfig:
     # verbs; the term asks the video side to carry the object by itself, which unseen
     # verb-object pairs need. Clips whose label names no entity are left out of it.
     label_entity_weight: float = 0.0
+    # Label-map stage (needs ALTConfig.label_proj): after the epochs, with the video side
+    # fixed, the label map and the temperature train `label_map_steps` more steps on the
+    # embeddings of up to `label_map_clips` training clips per class, with the label-entity
+    # term at `label_map_entity_weight`: the corpus entities become extra anchors for a map
+    # that is otherwise fit on the training labels alone, and new labels land better.
+    label_map_steps: int = 0
+    label_map_entity_weight: float = 0.05
+    label_map_clips: int = 100
     state_dir: Path | None = None  # epoch checkpoints; training resumes from the last one
 
 
@@ -163,6 +172,52 @@ def region_entity_loss(alt: ALT, regions: Tensor, sources: Tensor | None, masks:
     return region_loss(regions, alt.entities, targets, torch.tensor(1.0 / alt.config.tau))
 
 
+def _per_class(targets: list[int], limit: int) -> list[int]:
+    """Indices of the first `limit` items of each target."""
+    seen: dict[int, int] = {}
+    picked = []
+    for i, target in enumerate(targets):
+        if seen.get(target, 0) < limit:
+            seen[target] = seen.get(target, 0) + 1
+            picked.append(i)
+    return picked
+
+
+def refit_label_map(
+    module: nn.Module,
+    dataset: Dataset,
+    label_features: Tensor,
+    cfg: TrainConfig,
+    label_entities: Tensor | None = None,
+) -> list[float]:
+    """The label-map stage (see `TrainConfig.label_map_steps`); returns the loss per step."""
+    alt: ALT = module.alt
+    if alt.label_proj is None:
+        raise ValueError("the label-map stage needs a model with a label map (label_proj)")
+    weight = cfg.label_map_entity_weight
+    if weight > 0 and label_entities is None:
+        raise ValueError("the label-map stage's entity term needs label_entities")
+    picked = _per_class(list(dataset.targets), cfg.label_map_clips)
+    video, targets = embed(module, dataset, indices=picked)
+    params = list(alt.label_proj.parameters())
+    if cfg.train_logit_scale:
+        params.append(alt.clip.logit_scale)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    draws = torch.Generator().manual_seed(cfg.seed)
+    label_features = label_features.detach()
+    losses = []
+    for _ in tqdm(range(cfg.label_map_steps), desc="label map", unit="step", leave=False):
+        i = torch.randint(0, len(targets), (64,), generator=draws)
+        loss = F.cross_entropy(alt.logits(video[i], alt.project_labels(label_features)), targets[i])
+        if weight > 0:
+            loss = loss + weight * label_entity_loss(alt, video[i], label_entities[targets[i]])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
@@ -190,14 +245,16 @@ def fit(
     dense = cfg.region_weight > 0
     if dense and getattr(dataset, "masks", None) is None:
         raise ValueError("region_weight > 0 needs a dataset with entity masks")
-    if cfg.label_entity_weight > 0:
-        if label_entities is None:
-            raise ValueError("label_entity_weight > 0 needs label_entities")
-        if label_entities.shape != (len(label_features), alt.entities.shape[0]):
-            raise ValueError(
-                f"label_entities must be (labels, entities) = "
-                f"({len(label_features)}, {alt.entities.shape[0]}), got {tuple(label_entities.shape)}"
-            )
+    if label_entities is not None and label_entities.shape != (
+        len(label_features),
+        alt.entities.shape[0],
+    ):
+        raise ValueError(
+            f"label_entities must be (labels, entities) = ({len(label_features)}, "
+            f"{alt.entities.shape[0]}), got {tuple(label_entities.shape)}"
+        )
+    if cfg.label_entity_weight > 0 and label_entities is None:
+        raise ValueError("label_entity_weight > 0 needs label_entities")
     backbone, head = split_params(module, cfg.train_logit_scale)
     ddp = _distributed()
     rank = 0
@@ -226,7 +283,7 @@ def fit(
             min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))
         ),
     )
-    start, history = 0, []
+    start, history, label_map_done = 0, [], False
     state_path = Path(cfg.state_dir) / "train_state.pt" if cfg.state_dir else None
     if state_path is not None and state_path.is_file():
         state = torch.load(state_path, weights_only=False)
@@ -234,11 +291,19 @@ def fit(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, history = state["epoch"], state["history"]
+        label_map_done = state.get("label_map_done", False)
     elif alt.label_proj is not None and cfg.whiten_labels:  # a fresh start: place the labels
         whiten_label_map(alt, label_features)
         if cfg.label_prototypes and hasattr(dataset, "targets"):
             fit_label_map(alt, label_features, class_means(module, dataset, len(label_features)))
     label_features = label_features.detach()
+
+    def save(epochs_done: int, map_done: bool) -> None:
+        if rank == 0 and state_path is not None:
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"module": module.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epochs_done, "history": history, "label_map_done": map_done}, state_path)  # fmt: skip
+
     module.train()
     for epoch in range(start, cfg.epochs):
         if sampler is not None:
@@ -277,9 +342,10 @@ def fit(
             losses.append(loss.item())
             bar.set_postfix(loss=f"{loss.item():.3f}")
         history.append(sum(losses) / max(1, len(losses)))
-        if rank == 0 and state_path is not None:
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"module": module.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch + 1, "history": history}, state_path)  # fmt: skip
+        save(epoch + 1, False)
+    if cfg.label_map_steps > 0 and not label_map_done:
+        # Every rank runs the same stage on the same clips, so the copies stay equal.
+        refit_label_map(module, dataset, label_features, cfg, label_entities)
+        save(cfg.epochs, True)
     module.eval()
     return history

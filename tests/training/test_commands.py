@@ -71,6 +71,12 @@ def test_few_shot_regime_and_zero_shot_evaluation(world, tmp_path):
     summary = alt("train", "--preset", "tiny", "--train", world / "fewshot.csv", "--regime", "few-shot", "--shots", "1",
                   "--epochs", "1", "--out", tmp_path / "fs")  # fmt: skip
     assert summary["clips"] == 6 and summary["regime"] == "few-shot"
+    refused = subprocess.run(
+        [sys.executable, "-m", "cli.main", "train", "--preset", "tiny", "--train", str(world / "fewshot.csv"),
+         "--label-map-steps", "5", "--out", str(tmp_path / "no")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "needs a preset with a label map" in refused.stderr
     result = alt(
         "evaluate", tmp_path / "fs", "--test", world / "zeroshot.csv", "--labels-from-test"
     )

@@ -199,6 +199,50 @@ def test_label_entity_term_teaches_videos_the_entity_their_label_names(tmp_path,
     assert before < 0.5 and after == 1.0, (before, after)
 
 
+def test_label_map_stage_anchors_the_entities_and_leaves_the_video_side(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    alt, _ = build_alt(tiny_config.replace(alpha_init=0.1, label_proj=True))
+    module = ALTVideo(alt)
+    ds = ClipDataset(make_dataset(tmp_path), LABELS, 4, 64, train=False, progress=False)
+    with torch.no_grad():
+        features = alt.label_features(LABELS)
+    named = torch.zeros(len(LABELS), alt.entities.shape[0])
+    named[0, 3] = named[1, 7] = 1.0
+    targets = torch.tensor(ds.targets)
+
+    def videos():
+        with torch.no_grad():
+            return module.video_embedding(alt.normalize(torch.stack([ds[i][0] for i in range(8)])))
+
+    def share_scoring_the_named_entity(video) -> float:
+        with torch.no_grad():
+            scores = video @ alt.project_labels(alt.entities).t()
+        return (scores.argmax(-1) == named[targets].argmax(-1)).float().mean().item()
+
+    before = videos()
+    cfg = TrainConfig(epochs=0, lr=3e-2, label_map_steps=100, label_map_entity_weight=1.0,
+                      state_dir=tmp_path / "state")  # fmt: skip
+    with pytest.raises(ValueError, match="needs label_entities"):
+        fit(module, ds, features, cfg)
+    start = share_scoring_the_named_entity(before)
+    fit(module, ds, features, cfg, named)
+    after = videos()
+    torch.testing.assert_close(after, before)  # only the map (and temperature) moved
+    assert start < 0.5 and share_scoring_the_named_entity(after) == 1.0
+    with torch.no_grad():
+        top1 = (alt.logits(after, alt.project_labels(features)).argmax(-1) == targets).float()
+    assert top1.mean() == 1.0
+    # A finished stage is not run again when training resumes from its state.
+    weight = alt.label_proj.weight.detach().clone()
+    fit(module, ds, features, cfg.__class__(**{**cfg.__dict__, "label_map_steps": 200}), named)
+    torch.testing.assert_close(alt.label_proj.weight, weight)
+    plain = ALTVideo(build_alt(tiny_config)[0])
+    with pytest.raises(ValueError, match="label map"):
+        fit(
+            plain, ds, features, TrainConfig(epochs=0, label_map_steps=5, label_map_entity_weight=0)
+        )
+
+
 DDP_SCRIPT = """
 import sys, torch, torch.distributed as dist
 from pathlib import Path
