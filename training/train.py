@@ -69,11 +69,11 @@ class TrainConfig:
     # region's alignment distribution (cosine / tau over the corpus) against the entities
     # under its patches. Keeps the regions aligned while the image tower adapts to actions.
     region_weight: float = 0.0
-    # Weight of the label-entity term: a clip's video embedding also scores, among the corpus
-    # entities put through the label map, the entities its label names ("lifting a box" ->
-    # box) above the rest (`label_entity_targets`). Seen labels tie each object to a few
-    # verbs; the term asks the video side to carry the object by itself, which unseen
-    # verb-object pairs need. Clips whose label names no entity are left out of it.
+    # Weight of the label-entity term inside the epochs: a clip's video embedding also scores,
+    # among the corpus entities put through the label map, the entities its label names
+    # ("lifting a box" -> box) above the rest (`label_entity_targets`); clips whose label names
+    # none are left out. In the generated world it did worse than the label-map stage below
+    # (the video side can meet it through the verbs each object goes with); off by default.
     label_entity_weight: float = 0.0
     # Label-map stage (needs ALTConfig.label_proj): after the epochs, with the video side
     # fixed, the label map and the temperature train `label_map_steps` more steps on the
@@ -131,9 +131,8 @@ def whiten_label_map(alt: ALT, features: Tensor, shrink: float = 0.1) -> None:
 def class_means(module: nn.Module, dataset: Dataset, classes: int, per_class: int = 16) -> Tensor:
     """Normalized mean video embedding `(classes, D)` of up to `per_class` clips per class."""
     picked: dict[int, list[int]] = {}
-    for i, target in enumerate(dataset.targets):
-        if len(picked.setdefault(target, [])) < per_class:
-            picked[target].append(i)
+    for i in _per_class(list(dataset.targets), per_class):
+        picked.setdefault(dataset.targets[i], []).append(i)
     was_training = module.training
     module.eval()
     alt: ALT = module.alt
@@ -170,6 +169,14 @@ def region_entity_loss(alt: ALT, regions: Tensor, sources: Tensor | None, masks:
         targets = targets / targets.sum(dim=-1, keepdim=True).clamp(min=1e-6)
     regions = F.normalize(regions.flatten(0, 1), dim=-1)
     return region_loss(regions, alt.entities, targets, torch.tensor(1.0 / alt.config.tau))
+
+
+def label_entity_loss(alt: ALT, video: Tensor, named: Tensor) -> Tensor:
+    """Cross-entropy of the videos' scores over the corpus entities (through the label map)
+    against the entities their labels name, `named` `(B, E)`; rows of zeros are left out."""
+    logp = F.log_softmax(alt.logits(video, alt.project_labels(alt.entities)), dim=-1)
+    keep = named.sum(dim=-1)
+    return -(named * logp).sum() / keep.sum().clamp(min=1.0)
 
 
 def _per_class(targets: list[int], limit: int) -> list[int]:
@@ -220,14 +227,6 @@ def refit_label_map(
 
 def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def label_entity_loss(alt: ALT, video: Tensor, named: Tensor) -> Tensor:
-    """Cross-entropy of the videos' scores over the corpus entities (through the label map)
-    against the entities their labels name, `named` `(B, E)`; rows of zeros are left out."""
-    logp = F.log_softmax(alt.logits(video, alt.project_labels(alt.entities)), dim=-1)
-    keep = named.sum(dim=-1)
-    return -(named * logp).sum() / keep.sum().clamp(min=1.0)
 
 
 def fit(
