@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -169,16 +169,11 @@ def build_default(
         label_map_entity_weight=budget.label_map_entity_weight,
         seed=seed,
     )
+    seen_entities = label_entity_targets(seen, corpus.names)
     for name, module in (("alt", alt), ("baseline", base)):
         with torch.no_grad():
             features = module.alt.label_features(seen)
-        fit(
-            module,
-            train,
-            features,
-            cfg.__class__(**{**asdict(cfg), "state_dir": work / f"state-{name}"}),
-            label_entity_targets(seen, corpus.names),
-        )
+        fit(module, train, features, replace(cfg, state_dir=work / f"state-{name}"), seen_entities)
         report[name] = {
             "seen": _eval(module, test, seen),
             "zero_shot": _eval(module, zeroshot, held),
@@ -197,25 +192,17 @@ def build_default(
     pool = read_csv(world / "fewshot.csv")
     pool_masks = _masks(world, "fewshot") if dense else None
     report["few_shot"] = {}
+    held_entities = label_entity_targets(held, corpus.names)
     for k in budget.shots:
         fs_alt, fs_base, _ = _models(clip_path, seed)
         subset = _dataset(world, "fewshot", held, cache, True, few_shot(pool, k, seed), pool_masks)
         steps_per_epoch = max(1, len(subset) // budget.batch_size)
-        fs_cfg = TrainConfig(
-            epochs=max(1, budget.fewshot_steps // steps_per_epoch),
-            batch_size=budget.batch_size,
-            backbone_lr_scale=budget.backbone_lr_scale,
-            region_weight=budget.train_region_weight,
-            label_entity_weight=budget.train_label_entity_weight,
-            label_map_steps=budget.label_map_steps,
-            label_map_entity_weight=budget.label_map_entity_weight,
-            seed=seed,
-        )
+        fs_cfg = replace(cfg, epochs=max(1, budget.fewshot_steps // steps_per_epoch))
         row = {}
         for name, module in (("alt", fs_alt), ("baseline", fs_base)):
             with torch.no_grad():
                 features = module.alt.label_features(held)
-            fit(module, subset, features, fs_cfg, label_entity_targets(held, corpus.names))
+            fit(module, subset, features, fs_cfg, held_entities)
             row[name] = _eval(module, zeroshot, held)
         report["few_shot"][str(k)] = row
         log(f"[{time.time() - t0:.0f}s] few-shot K={k}: {row}")

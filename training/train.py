@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,11 +182,11 @@ def label_entity_loss(alt: ALT, video: Tensor, named: Tensor) -> Tensor:
 
 def _per_class(targets: list[int], limit: int) -> list[int]:
     """Indices of the first `limit` items of each target."""
-    seen: dict[int, int] = {}
+    counts: Counter[int] = Counter()
     picked = []
     for i, target in enumerate(targets):
-        if seen.get(target, 0) < limit:
-            seen[target] = seen.get(target, 0) + 1
+        if counts[target] < limit:
+            counts[target] += 1
             picked.append(i)
     return picked
 

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -234,7 +235,7 @@ def test_label_map_stage_anchors_the_entities_and_leaves_the_video_side(tmp_path
     assert top1.mean() == 1.0
     # A finished stage is not run again when training resumes from its state.
     weight = alt.label_proj.weight.detach().clone()
-    fit(module, ds, features, cfg.__class__(**{**cfg.__dict__, "label_map_steps": 200}), named)
+    fit(module, ds, features, replace(cfg, label_map_steps=200), named)
     torch.testing.assert_close(alt.label_proj.weight, weight)
     plain = ALTVideo(build_alt(tiny_config)[0])
     with pytest.raises(ValueError, match="label map"):
