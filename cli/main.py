@@ -197,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--shots", type=int, help="few-shot: examples per class")
     train.add_argument("--frames", type=int, help="override the preset's frames per clip")
+    train.add_argument(
+        "--temporal-branch-layers",
+        dest="temporal_branch_layers",
+        type=int,
+        help="override the preset's temporal branch: a transformer of this depth over the "
+        "frames' class tokens, added to the video embedding (0 = the paper's ALT)",
+    )
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", dest="batch_size", type=int, default=16)
     train.add_argument(

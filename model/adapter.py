@@ -139,3 +139,25 @@ class VideoAdapter(nn.Module):
         for layer in self.layers:
             queries = layer(queries, kv, bias, query_bias)
         return self.proj(self.norm(queries[:, 0]))
+
+
+class TemporalBranch(nn.Module):
+    """A temporal transformer over the frames' class embeddings (ours, off in the paper's
+    presets): its output adds to the video embedding beside the adapter's, so how the whole
+    figure moves from frame to frame reaches the embedding even where no region shows it.
+    Zero output layer: a model with the branch starts where one without it does."""
+
+    def __init__(self, dim: int, frames: int, layers: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.frame_embed = nn.Parameter(torch.randn(frames, dim) * 0.02)
+        self.layers = nn.ModuleList(EncoderLayer(dim, heads, mlp_ratio) for _ in range(layers))
+        self.proj = nn.Linear(dim, dim)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """The frames' class embeddings `(B, T, D)` -> `(B, D)`."""
+        x = frames + self.frame_embed
+        for layer in self.layers:
+            x = layer(x)
+        return self.proj(x.mean(dim=1))

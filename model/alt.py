@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import align
-from .adapter import VideoAdapter
+from .adapter import TemporalBranch, VideoAdapter
 from .clip import pixel_stats, tokenizer
 from .config import ALTConfig
 from .merge import parse_schedule
@@ -60,6 +60,12 @@ class ALT(nn.Module):
             temporal_layers=config.adapter_temporal_layers,
         )
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init)))
+        self.temporal = None
+        if config.temporal_branch_layers:
+            self.temporal = TemporalBranch(
+                dim, config.frames, config.temporal_branch_layers,
+                max(1, dim // config.adapter_head_dim), config.adapter_mlp_ratio,
+            )  # fmt: skip
         self.label_proj = None
         if config.label_proj:
             self.label_proj = nn.Linear(dim, dim)
@@ -144,7 +150,10 @@ class ALT(nn.Module):
         # Fewer than K entities may be aligned in a clip: the empty slots (score 0) stay hidden.
         adapted = self.adapter(queries, regions, sizes, cls, present=scores > 0)  # (B, D)
         pooled = cls.mean(dim=1)  # CLIP mean pooling of frame CLS
-        embedding = F.normalize(pooled + self.alpha * adapted, dim=-1)
+        video = pooled + self.alpha * adapted
+        if self.temporal is not None:
+            video = video + self.temporal(cls)
+        embedding = F.normalize(video, dim=-1)
         return VideoOutput(
             embedding=embedding,
             entity_ids=ids,

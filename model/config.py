@@ -49,6 +49,9 @@ class ALTConfig:
     # Self-attention layers over time on those frame tokens before they serve as keys (ours;
     # needs `adapter_frame_tokens`): order and change across frames, i.e. motion.
     adapter_temporal_layers: int = 0
+    # A temporal transformer of this depth over the frames' class tokens, its output added to
+    # the video embedding beside the adapter's (ours; 0 = the paper's ALT, no such branch).
+    temporal_branch_layers: int = 0
     # Learnable gate on the adapter. The adapter's output layer starts at zero, so ALT equals
     # CLIP mean pooling at start whatever alpha is; alpha must not be 0, or no gradient flows.
     alpha_init: float = 1.0
@@ -70,6 +73,7 @@ class ALTConfig:
             "alpha_init = 0 starves the zero-initialized adapter of gradients"
         )
         assert self.adapter_temporal_layers >= 0, "adapter_temporal_layers must be >= 0"
+        assert self.temporal_branch_layers >= 0, "temporal_branch_layers must be >= 0"
         assert self.adapter_frame_tokens or not self.adapter_temporal_layers, (
             "adapter_temporal_layers runs over the frame tokens: set adapter_frame_tokens"
         )

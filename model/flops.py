@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .adapter import VideoAdapter
+from .adapter import TemporalBranch, VideoAdapter
 from .clip import arch_config, create_clip
 from .config import ALTConfig
 from .merge import clip_r, parse_schedule, token_counts
@@ -24,7 +24,7 @@ PAPER_B16_GFLOPS = 328.0
 class Cost:
     vision_per_frame: int  # MACs of the region-aware ViT for one frame
     align_per_frame: int  # MACs of region-entity similarity for one frame
-    adapter_per_view: int  # MACs of the video adapter for one view
+    adapter_per_view: int  # MACs of the video adapter (and temporal branch) for one view
     text_per_prompt: int  # MACs of the text encoder for one prompt (cached per label set)
     tokens: tuple[int, ...]  # token count entering each layer, then the final count
     frames: int
@@ -79,6 +79,8 @@ def count(config: ALTConfig, num_entities: int = 1000) -> Cost:
     adapter += dim * dim  # output projection
     temporal = _transformer_layer(config.frames, dim, 1, config.adapter_mlp_ratio, 0)
     adapter += config.adapter_temporal_layers * temporal  # over the frame tokens
+    if config.temporal_branch_layers:
+        adapter += config.temporal_branch_layers * temporal + dim * dim
     ctx, tw = txt["context_length"], txt["width"]
     text = txt["layers"] * _transformer_layer(ctx, tw, txt["heads"], txt.get("mlp_ratio", 4.0), 0)
     text += tw * dim
@@ -89,7 +91,7 @@ def count(config: ALTConfig, num_entities: int = 1000) -> Cost:
 class Params:
     visual: int
     text: int  # text tower and logit scale
-    adapter: int  # adapter and alpha
+    adapter: int  # adapter, alpha and the temporal branch
 
     @property
     def total(self) -> int:
@@ -105,6 +107,13 @@ def count_params(config: ALTConfig) -> Params:
             dim, config.frames, config.adapter_layers, max(1, dim // config.adapter_head_dim),
             config.adapter_mlp_ratio, config.adapter_frame_tokens, config.adapter_temporal_layers,
         )  # fmt: skip
+        heads = [adapter]
+        if config.temporal_branch_layers:
+            heads.append(TemporalBranch(
+                dim, config.frames, config.temporal_branch_layers,
+                max(1, dim // config.adapter_head_dim), config.adapter_mlp_ratio,
+            ))  # fmt: skip
     visual = sum(p.numel() for p in clip.visual.parameters())
     total = sum(p.numel() for p in clip.parameters())
-    return Params(visual, total - visual, sum(p.numel() for p in adapter.parameters()) + 1)
+    head = sum(p.numel() for m in heads for p in m.parameters())
+    return Params(visual, total - visual, head + 1)

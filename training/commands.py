@@ -60,6 +60,8 @@ def train_command(args) -> dict:
         )
     if args.frames:
         config = config.replace(frames=args.frames)
+    if args.temporal_branch_layers is not None:
+        config = config.replace(temporal_branch_layers=args.temporal_branch_layers)
     torch.manual_seed(args.seed)
     alt, corpus = build_alt(config, pretrained=args.pretrained, entities=entities)
     dataset = ClipDataset(

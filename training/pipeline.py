@@ -91,7 +91,9 @@ def _models(clip_path: Path, seed: int):
     torch.manual_seed(seed)
     alt, corpus = build_alt(preset("demo"), pretrained=str(clip_path), entities=world_entities())
     torch.manual_seed(seed)
-    base_alt, _ = build_alt(preset("demo"), pretrained=str(clip_path), entities=world_entities())
+    # The baseline's temporal transformer is its own; it reuses ALT's CLIP and label side only.
+    plain = preset("demo").replace(temporal_branch_layers=0)
+    base_alt, _ = build_alt(plain, pretrained=str(clip_path), entities=world_entities())
     return ALTVideo(alt), TemporalBaseline(base_alt), corpus
 
 

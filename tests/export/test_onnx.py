@@ -111,10 +111,12 @@ def test_onnx_backend_gives_the_torch_backend_answers(exported, tiny_checkpoint,
 
 
 def test_adapter_options_export_with_the_same_answers(tmp_path, video_dir):
-    """Frame-token keys with temporal self-attention go through ONNX unchanged."""
+    """Frame-token keys with temporal self-attention, and the temporal branch, go through
+    ONNX unchanged."""
     config = preset("tiny").replace(
-        alpha_init=0.5, adapter_frame_tokens=True, adapter_temporal_layers=1
-    )
+        alpha_init=0.5, adapter_frame_tokens=True, adapter_temporal_layers=1,
+        temporal_branch_layers=1,
+    )  # fmt: skip
     model = load_checkpoint(save_tiny_checkpoint(tmp_path / "ckpt", config)).model
     export_onnx(tmp_path / "ckpt", tmp_path / "onnx")
     sess = ort.InferenceSession(

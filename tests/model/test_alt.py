@@ -160,6 +160,30 @@ def test_temporal_layers_let_each_frame_key_see_the_other_frames(tiny_config, te
     assert moved > 1e-3 if temporal_layers else moved == 0.0
 
 
+def test_temporal_branch_starts_silent_then_follows_frame_order(tiny_config, tiny_frames):
+    torch.manual_seed(0)
+    model, _ = build_alt(tiny_config.replace(temporal_branch_layers=1))
+    torch.manual_seed(0)
+    plain, _ = build_alt(tiny_config)
+    plain.load_state_dict(model.state_dict(), strict=False)
+    frames = model.normalize(tiny_frames)
+    with torch.no_grad():
+        # Zero output layer: at the start the branch adds nothing.
+        torch.testing.assert_close(
+            model.encode_video(frames).embedding, plain.encode_video(frames).embedding
+        )
+        torch.nn.init.normal_(model.temporal.proj.weight, std=0.1)  # as if trained
+        torch.nn.init.normal_(model.temporal.frame_embed, std=1.0)
+        cls = torch.randn(2, tiny_config.frames, model.dim)
+        out = model.temporal(cls)
+        # The frame embedding and attention over time make the order matter.
+        reordered = model.temporal(cls.flip(1))
+        spoken = model.encode_video(frames).embedding
+    assert out.shape == (2, model.dim)
+    assert (out - reordered).abs().max().item() > 1e-4
+    assert (spoken - plain.encode_video(frames).embedding).abs().max().item() > 1e-4
+
+
 def test_temporal_layers_need_frame_tokens(tiny_config):
     with pytest.raises(AssertionError, match="adapter_frame_tokens"):
         tiny_config.replace(adapter_temporal_layers=1)

@@ -40,3 +40,15 @@ def test_analytic_count_and_params_with_frame_tokens(tiny_config, tiny_frames, t
         model.encode_video(tiny_frames[:1])
     assert counter.get_total_flops() // 2 == count(model.config, len(corpus)).per_view
     assert count_params(model.config).total == sum(p.numel() for p in model.parameters())
+
+
+def test_analytic_count_and_params_with_a_temporal_branch(tiny_config, tiny_frames):
+    torch.manual_seed(0)
+    model, corpus = build_alt(tiny_config.replace(temporal_branch_layers=2))
+    model.eval()
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model.encode_video(tiny_frames[:1])
+    cost = count(model.config, len(corpus))
+    assert counter.get_total_flops() // 2 == cost.per_view
+    assert cost.per_view > count(tiny_config, len(corpus)).per_view
+    assert count_params(model.config).total == sum(p.numel() for p in model.parameters())

@@ -41,6 +41,8 @@ def test_train_then_evaluate_with_alignment_quality(world, tmp_path):
         "8",
         "--label-entity-weight",
         "1",
+        "--temporal-branch-layers",
+        "1",
         "--out",
         tmp_path / "ckpt",
     )
@@ -57,6 +59,8 @@ def test_train_then_evaluate_with_alignment_quality(world, tmp_path):
     )
     assert result["n"] == 24 and 0 <= result["top1"] <= result["top5"] <= 100
     assert 0 <= result["entity_precision"] <= 100 and 0 <= result["region_accuracy"] <= 100
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())["alt"]
+    assert config["temporal_branch_layers"] == 1 and config["name"] == "tiny"
     labels = json.loads((tmp_path / "ckpt" / "labels.json").read_text())
     corpus = [
         e["name"] for e in json.loads((tmp_path / "ckpt" / "corpus.json").read_text())["entities"]
