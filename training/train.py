@@ -93,7 +93,7 @@ def split_params(
     """Freeze the text side; return (image-tower params, head params) to train.
 
     Head params are everything that is neither CLIP's (the adapter, alpha, the label map,
-    temporal layers) plus, with `logit_scale`, CLIP's temperature; a baseline's unused ALT
+    temporal layers or branch) plus, with `logit_scale`, CLIP's temperature; a baseline's unused ALT
     adapter stays frozen.
     """
     alt: ALT = module.alt
@@ -103,7 +103,8 @@ def split_params(
     clip_ids = {id(p) for p in alt.clip.parameters()}
     shared = list(alt.label_proj.parameters()) if alt.label_proj is not None else []
     if isinstance(module, ALTVideo):
-        head = list(alt.adapter.parameters()) + [alt.alpha] + shared
+        branch = list(alt.temporal.parameters()) if alt.temporal is not None else []
+        head = list(alt.adapter.parameters()) + [alt.alpha] + branch + shared
     else:
         alt_ids = {id(p) for p in alt.parameters()}
         head = [p for p in module.parameters() if id(p) not in alt_ids] + shared

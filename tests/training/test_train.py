@@ -59,6 +59,10 @@ def test_split_params_freezes_text_and_trains_image_tower_and_head(tiny_config):
     _, map_head = split_params(ALTVideo(with_map), logit_scale=False)
     assert any(p is with_map.label_proj.weight for p in map_head)
     assert not with_map.clip.logit_scale.requires_grad
+    branched = build_alt(tiny_config.replace(temporal_branch_layers=1))[0]
+    _, branch_head = split_params(ALTVideo(branched))
+    assert {id(p) for p in branched.temporal.parameters()} <= {id(p) for p in branch_head}
+    assert all(p.requires_grad for p in branched.temporal.parameters())
 
 
 @pytest.mark.parametrize("kind", ["alt", "baseline"])
