@@ -155,6 +155,14 @@ class TemporalBranch(nn.Module):
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
+    @classmethod
+    def from_config(cls, config, dim: int) -> TemporalBranch:
+        """The branch an `ALTConfig` asks for, at joint width `dim`."""
+        heads = max(1, dim // config.adapter_head_dim)
+        return cls(
+            dim, config.frames, config.temporal_branch_layers, heads, config.adapter_mlp_ratio
+        )
+
     def forward(self, frames: Tensor) -> Tensor:
         """The frames' class embeddings `(B, T, D)` -> `(B, D)`."""
         x = frames + self.frame_embed

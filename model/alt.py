@@ -62,10 +62,7 @@ class ALT(nn.Module):
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init)))
         self.temporal = None
         if config.temporal_branch_layers:
-            self.temporal = TemporalBranch(
-                dim, config.frames, config.temporal_branch_layers,
-                max(1, dim // config.adapter_head_dim), config.adapter_mlp_ratio,
-            )  # fmt: skip
+            self.temporal = TemporalBranch.from_config(config, dim)
         self.label_proj = None
         if config.label_proj:
             self.label_proj = nn.Linear(dim, dim)

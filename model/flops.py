@@ -109,10 +109,7 @@ def count_params(config: ALTConfig) -> Params:
         )  # fmt: skip
         heads = [adapter]
         if config.temporal_branch_layers:
-            heads.append(TemporalBranch(
-                dim, config.frames, config.temporal_branch_layers,
-                max(1, dim // config.adapter_head_dim), config.adapter_mlp_ratio,
-            ))  # fmt: skip
+            heads.append(TemporalBranch.from_config(config, dim))
     visual = sum(p.numel() for p in clip.visual.parameters())
     total = sum(p.numel() for p in clip.parameters())
     head = sum(p.numel() for m in heads for p in m.parameters())
