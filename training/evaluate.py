@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,14 +49,20 @@ def accuracy(embeddings: Tensor, targets: Tensor, label_emb: Tensor) -> dict[str
 @torch.no_grad()
 def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarray], world_root,
                       entity_names: Sequence[str], world_entities: Sequence[str]) -> dict[str, float]:  # fmt: skip
-    """Share of the top-K aligned entities that truly appear in the clip's sampled frames, and
-    per-region accuracy: a region's entity against the most common true entity of its pixels.
+    """Share of the top-K aligned entities that truly appear in the clip's sampled frames
+    (precision) and of the entities that appear that are aligned (recall); per-region
+    accuracy, a region's entity against the most common true entity of its pixels, over all
+    regions and as the mean of each entity's own accuracy (balanced: sky and walls fill most
+    regions, and the plain accuracy barely notices a ball that is never found); and that
+    per-entity accuracy itself.
 
     `masks` maps a clip's relative path to `(N, M, M)` entity ids (1-based into `world_entities`).
     """
     alt.eval()
     gh, gw = alt.grid_size
-    hits = total = region_hits = region_total = 0.0
+    hits = total = found = present_total = 0.0
+    region_hits: Counter[str] = Counter()
+    region_total: Counter[str] = Counter()
     name_of = {i + 1: n for i, n in enumerate(world_entities)}
     for i in range(len(dataset)):
         frames = dataset[i][0]
@@ -63,10 +70,15 @@ def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarra
         truth = masks[rel][dataset.indices(i)]  # (T, M, M)
         out = alt.encode_video(alt.normalize(frames[None]), track_source=True)
         present = {name_of[v] for v in np.unique(truth) if v > 0}
-        for eid, score in zip(out.entity_ids[0].tolist(), out.entity_scores[0].tolist()):
-            if score > 0:
-                hits += entity_names[eid] in present
-                total += 1
+        aligned = {
+            entity_names[eid]
+            for eid, score in zip(out.entity_ids[0].tolist(), out.entity_scores[0].tolist())
+            if score > 0
+        }
+        hits += len(aligned & present)
+        total += len(aligned)
+        found += len(present & aligned)
+        present_total += len(present)
         m = truth.shape[-1]
         # The true entity of each patch: the most common id among its mask cells.
         cells = (
@@ -84,11 +96,16 @@ def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarra
                 true_id = np.bincount(ids).argmax()
                 if true_id == 0:
                     continue
-                region_total += 1
-                region_hits += (
-                    entity_names[int(out.region_entities[0, t, r])] == name_of[int(true_id)]
+                true_name = name_of[int(true_id)]
+                region_total[true_name] += 1
+                region_hits[true_name] += (
+                    entity_names[int(out.region_entities[0, t, r])] == true_name
                 )
+    per_entity = {name: 100 * region_hits[name] / n for name, n in sorted(region_total.items())}
     return {
         "entity_precision": 100 * hits / max(1, total),
-        "region_accuracy": 100 * region_hits / max(1, region_total),
+        "entity_recall": 100 * found / max(1, present_total),
+        "region_accuracy": 100 * sum(region_hits.values()) / max(1, sum(region_total.values())),
+        "region_balanced_accuracy": sum(per_entity.values()) / max(1, len(per_entity)),
+        "region_accuracy_per_entity": per_entity,
     }

@@ -59,13 +59,25 @@ def patch_entity_targets(masks: Tensor, grid: tuple[int, int], entities: int) ->
     return counts / counts.sum(dim=-1, keepdim=True).clamp(min=1)
 
 
-def region_loss(patches: Tensor, entity_emb: Tensor, targets: Tensor, scale: Tensor) -> Tensor:
+def region_loss(
+    patches: Tensor, entity_emb: Tensor, targets: Tensor, scale: Tensor, balance: float = 0.0
+) -> Tensor:
     """Cross-entropy of patch-to-entity similarities against the patches' entity shares;
     patches that show no entity do not count. `patches` `(N, P, D)`, `entity_emb` `(E, D)`,
-    both normalized; `targets` `(N, P, E)`."""
+    both normalized; `targets` `(N, P, E)`.
+
+    `balance` weighs each patch by how rare its entities are in the batch: an entity that
+    covers `n` patches weighs `n ** -balance` per patch. 0 is the plain mean over patches,
+    where sky and walls outvote a ball a hundred to one; 1 gives every entity in the batch
+    the same total weight."""
     keep = targets.sum(dim=-1) > 0
+    targets = targets[keep]
     logits = scale * patches[keep] @ entity_emb.t()
-    return F.cross_entropy(logits, targets[keep])
+    if balance == 0:
+        return F.cross_entropy(logits, targets)
+    per_patch = -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+    weight = targets @ targets.sum(dim=0).clamp(min=1e-6).pow(-balance)
+    return (weight * per_patch).sum() / weight.sum()
 
 
 def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_size: int = 128, lr: float = 1e-3,

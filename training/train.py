@@ -70,6 +70,9 @@ class TrainConfig:
     # region's alignment distribution (cosine / tau over the corpus) against the entities
     # under its patches. Keeps the regions aligned while the image tower adapts to actions.
     region_weight: float = 0.0
+    # How much the region term favors rare entities (`region_loss`'s `balance`): at 0 every
+    # region counts the same and the background's share of the frame decides what is learned.
+    region_balance: float = 0.0
     # Weight of the label-entity term inside the epochs: a clip's video embedding also scores,
     # among the corpus entities put through the label map, the entities its label names
     # ("lifting a box" -> box) above the rest (`label_entity_targets`); clips whose label names
@@ -161,16 +164,19 @@ def fit_label_map(alt: ALT, features: Tensor, targets: Tensor) -> None:
     alt.label_proj.bias.copy_(a @ bias + c)
 
 
-def region_entity_loss(alt: ALT, regions: Tensor, sources: Tensor | None, masks: Tensor) -> Tensor:
+def region_entity_loss(
+    alt: ALT, regions: Tensor, sources: Tensor | None, masks: Tensor, balance: float = 0.0
+) -> Tensor:
     """Cross-entropy of each region's alignment (cosine / tau over the corpus) against the
     entity shares of the patches it holds. `regions` `(B, T, R, D)`; `sources` `(B, T, R, P)`
-    or None when every region is one patch; `masks` `(B, T, M, M)` with 1-based corpus ids."""
+    or None when every region is one patch; `masks` `(B, T, M, M)` with 1-based corpus ids;
+    `balance` as in `region_loss`."""
     targets = patch_entity_targets(masks.flatten(0, 1), alt.grid_size, alt.entities.shape[0])
     if sources is not None:
         targets = sources.flatten(0, 1).to(targets.dtype) @ targets  # (B T, R, E)
         targets = targets / targets.sum(dim=-1, keepdim=True).clamp(min=1e-6)
     regions = F.normalize(regions.flatten(0, 1), dim=-1)
-    return region_loss(regions, alt.entities, targets, torch.tensor(1.0 / alt.config.tau))
+    return region_loss(regions, alt.entities, targets, torch.tensor(1.0 / alt.config.tau), balance)
 
 
 def label_entity_loss(alt: ALT, video: Tensor, named: Tensor) -> Tensor:
@@ -332,7 +338,9 @@ def fit(
                 emb = runner(x, True)
             loss = F.cross_entropy(alt.logits(emb, alt.project_labels(label_features)), target)
             if dense:
-                loss = loss + cfg.region_weight * region_entity_loss(alt, regions, sources, masks)
+                loss = loss + cfg.region_weight * region_entity_loss(
+                    alt, regions, sources, masks, cfg.region_balance
+                )
             if cfg.label_entity_weight > 0:
                 named = label_entities[target]
                 loss = loss + cfg.label_entity_weight * label_entity_loss(alt, emb, named)

@@ -58,7 +58,14 @@ def test_train_then_evaluate_with_alignment_quality(world, tmp_path):
         world / "masks" / "test.npz",
     )
     assert result["n"] == 24 and 0 <= result["top1"] <= result["top5"] <= 100
-    assert 0 <= result["entity_precision"] <= 100 and 0 <= result["region_accuracy"] <= 100
+    assert 0 <= result["entity_precision"] <= 100 and 0 <= result["entity_recall"] <= 100
+    per_entity = result["region_accuracy_per_entity"]
+    names = json.loads((world / "world.json").read_text())["entities"]
+    assert per_entity and set(per_entity) <= set(names)
+    # Overall and balanced accuracy are both means of the per-entity accuracies.
+    low, high = min(per_entity.values()), max(per_entity.values())
+    assert low <= result["region_accuracy"] <= high
+    assert low <= result["region_balanced_accuracy"] <= high
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())["alt"]
     assert config["temporal_branch_layers"] == 1 and config["name"] == "tiny"
     labels = json.loads((tmp_path / "ckpt" / "labels.json").read_text())

@@ -40,6 +40,24 @@ def test_region_loss_prefers_patches_at_their_entities_and_ignores_empty_patches
     assert torch.equal(region_loss(moved, entity_emb, targets, scale), good)
 
 
+def test_balanced_region_loss_gives_each_entity_the_same_weight():
+    torch.manual_seed(0)
+    entity_emb = F.normalize(torch.randn(2, 16), dim=-1)
+    # Nine patches of a common entity (0) and one of a rare one (1), all scored at random.
+    targets = F.one_hot(torch.tensor([0] * 9 + [1]), 2).float()[None]
+    patches = F.normalize(torch.randn(1, 10, 16), dim=-1)
+    scale = torch.tensor(10.0)
+    per_patch = F.cross_entropy(scale * patches[0] @ entity_emb.t(), targets[0], reduction="none")
+    plain = region_loss(patches, entity_emb, targets, scale)
+    balanced = region_loss(patches, entity_emb, targets, scale, balance=1.0)
+    torch.testing.assert_close(plain, per_patch.mean())
+    # Fully balanced: the mean of the two entities' mean losses, the rare patch at half weight.
+    torch.testing.assert_close(balanced, (per_patch[:9].mean() + per_patch[9]) / 2)
+    # In between, the rare patch weighs 9 ** 0.5 = 3 common ones.
+    half = region_loss(patches, entity_emb, targets, scale, balance=0.5)
+    torch.testing.assert_close(half, (per_patch[:9].sum() + 3 * per_patch[9]) / 12)
+
+
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
