@@ -155,6 +155,27 @@ def test_region_term_aligns_regions_with_the_masked_entity(tmp_path, tiny_config
     assert before < 0.5 and after > 0.9, (before, after)
 
 
+def test_region_balance_reaches_the_region_term(tmp_path, tiny_config):
+    samples = make_dataset(tmp_path, n=2)
+    torch.manual_seed(0)
+    gh, _ = build_alt(tiny_config)[0].grid_size
+    mask = torch.full((20, 2 * gh, 2 * gh), 2, dtype=torch.uint8)
+    mask[:, :2, :2] = 3  # one patch of a rare entity in a frame of a common one
+    masks = {s.path: mask.numpy() for s in samples}
+    ds = ClipDataset(samples, LABELS, 4, 64, train=False, progress=False, masks=masks)
+
+    def trained(balance: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        alt, _ = build_alt(tiny_config)
+        cfg = TrainConfig(epochs=1, batch_size=4, region_weight=1.0, region_balance=balance)
+        fit(ALTVideo(alt), ds, alt.label_features(LABELS).detach(), cfg)
+        return alt.clip.visual.proj.detach().clone()
+
+    plain = trained(0.0)
+    assert torch.equal(plain, trained(0.0))  # training is deterministic ...
+    assert not torch.allclose(plain, trained(1.0))  # ... so the balance made the difference
+
+
 def test_label_entity_term_is_cross_entropy_over_mapped_entities(tiny_config):
     torch.manual_seed(0)
     alt, _ = build_alt(tiny_config.replace(label_proj=True))
