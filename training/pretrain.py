@@ -83,7 +83,8 @@ def region_loss(
 def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_size: int = 128, lr: float = 1e-3,
                   seed: int = 0, cache: dict | None = None, frames_per_clip: int = 2,
                   entities: Sequence[Entity] = (), entity_templates: Sequence[str] = ("{}",),
-                  region_weight: float = 1.0, state_every: int = 100) -> Path:  # fmt: skip
+                  region_weight: float = 1.0, region_balance: float = 0.0,
+                  state_every: int = 100) -> Path:  # fmt: skip
     """Train `arch` from scratch; writes an open_clip state dict to `out` and returns it.
 
     A batch holds `frames_per_clip` frames of each of `batch_size // frames_per_clip` clips:
@@ -94,6 +95,7 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
     also pulled toward the corpus embedding of the entities under it (`region_weight`), with
     the prompts the corpus builder uses: CLIP's contrastive loss alone leaves patch tokens
     unaligned with text, and ALT aligns regions to entities by exactly that similarity.
+    `region_balance` weighs rare entities up (see `region_loss`).
 
     Every `state_every` steps the whole state (weights, optimizer, schedule, sampler) goes to
     `<out>.state`; a run started again with the same arguments resumes there and ends with
@@ -155,7 +157,7 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
             # The corpus builder's embedding, through the text tower being trained.
             entity_emb = pool_prompts(model.encode_text(prompt_tokens), [len(g) for g in prompts])
             loss = loss + region_weight * region_loss(
-                F.normalize(enc.regions, dim=-1), entity_emb, targets, scale
+                F.normalize(enc.regions, dim=-1), entity_emb, targets, scale, region_balance
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()

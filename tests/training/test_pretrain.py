@@ -95,3 +95,8 @@ def test_pretraining_resumes_from_its_state_with_identical_weights(small_world, 
         assert torch.equal(whole[name], resumed[name]), name
     fresh = create_clip("ALT-demo").state_dict()
     assert not torch.equal(fresh["visual.proj"], whole["visual.proj"])  # it did train
+    # The dense term's balance is used: the same run with rare entities weighted up differs.
+    balanced = torch.load(
+        pretrain_clip("ALT-demo", small_world, tmp_path / "c.pt", region_balance=1.0, **kwargs)
+    )
+    assert not torch.equal(balanced["visual.proj"], whole["visual.proj"])
