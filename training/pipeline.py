@@ -45,6 +45,8 @@ class Budget:
     # Weight of the region term while ALT and the baseline train (both get it): the image
     # tower keeps each region's entity from the masks while it learns actions.
     train_region_weight: float = 1.0
+    # How much that term weighs rare entities up (`TrainConfig.region_balance`).
+    train_region_balance: float = 0.0
     # Weight of the label-entity term while ALT and the baseline train (both get it): videos
     # also score the entity their label names ("ball" in "kicking a ball").
     train_label_entity_weight: float = 0.0
@@ -166,6 +168,7 @@ def build_default(
         batch_size=budget.batch_size,
         backbone_lr_scale=budget.backbone_lr_scale,
         region_weight=budget.train_region_weight,
+        region_balance=budget.train_region_balance,
         label_entity_weight=budget.train_label_entity_weight,
         label_map_steps=budget.label_map_steps,
         label_map_entity_weight=budget.label_map_entity_weight,
