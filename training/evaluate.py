@@ -48,7 +48,7 @@ def accuracy(embeddings: Tensor, targets: Tensor, label_emb: Tensor) -> dict[str
 
 @torch.no_grad()
 def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarray], world_root,
-                      entity_names: Sequence[str], world_entities: Sequence[str]) -> dict[str, float]:  # fmt: skip
+                      entity_names: Sequence[str], world_entities: Sequence[str]) -> dict:  # fmt: skip
     """Share of the top-K aligned entities that truly appear in the clip's sampled frames
     (precision) and of the entities that appear that are aligned (recall); per-region
     accuracy, a region's entity against the most common true entity of its pixels, over all
@@ -60,7 +60,7 @@ def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarra
     """
     alt.eval()
     gh, gw = alt.grid_size
-    hits = total = found = present_total = 0.0
+    correct = aligned_total = present_total = 0.0
     region_hits: Counter[str] = Counter()
     region_total: Counter[str] = Counter()
     name_of = {i + 1: n for i, n in enumerate(world_entities)}
@@ -75,9 +75,8 @@ def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarra
             for eid, score in zip(out.entity_ids[0].tolist(), out.entity_scores[0].tolist())
             if score > 0
         }
-        hits += len(aligned & present)
-        total += len(aligned)
-        found += len(present & aligned)
+        correct += len(aligned & present)
+        aligned_total += len(aligned)
         present_total += len(present)
         m = truth.shape[-1]
         # The true entity of each patch: the most common id among its mask cells.
@@ -103,8 +102,8 @@ def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarra
                 )
     per_entity = {name: 100 * region_hits[name] / n for name, n in sorted(region_total.items())}
     return {
-        "entity_precision": 100 * hits / max(1, total),
-        "entity_recall": 100 * found / max(1, present_total),
+        "entity_precision": 100 * correct / max(1, aligned_total),
+        "entity_recall": 100 * correct / max(1, present_total),
         "region_accuracy": 100 * sum(region_hits.values()) / max(1, sum(region_total.values())),
         "region_balanced_accuracy": sum(per_entity.values()) / max(1, len(per_entity)),
         "region_accuracy_per_entity": per_entity,
