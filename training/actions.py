@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .world import Frame, Obj, Pose
+from .world import BALL_RADIUS, RESTING_HEIGHT, Frame, Obj, Pose
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def _kick(u, m, obj):
         lean=-0.15 * swing,
     )
     x_obj = m.x0 + m.facing * 14 * m.scale
-    y_obj = m.ground - (4.5 if obj == "ball" else 6.5) * m.scale
+    y_obj = m.ground - RESTING_HEIGHT[obj] * m.scale
     pos = _flight(u, 0.4, m, x_obj, y_obj, 0.9, 1.0) if u > 0.4 else (x_obj, y_obj)
     return Frame(pose, m.x0, [Obj(obj, pos=pos)])
 
@@ -192,7 +192,11 @@ def _push(u, m, obj):
         return Frame(
             p, x, [Obj("chair", pos=(x + m.facing * 24 * m.scale, m.ground - 10 * m.scale))]
         )
-    return Frame(p, x, [Obj(obj, pos=(x + m.facing * 21 * m.scale, m.ground - 6.5 * m.scale))])
+    return Frame(
+        p,
+        x,
+        [Obj(obj, pos=(x + m.facing * 21 * m.scale, m.ground - RESTING_HEIGHT[obj] * m.scale))],
+    )
 
 
 def drinking(u, m):
@@ -228,7 +232,8 @@ def punching(u, m):
 def bouncing(u, m):
     a = abs(osc(u, m))  # ball height
     hand = (m.x0 + m.facing * 14 * m.scale, m.ground - 24 * m.scale)
-    y = m.ground - 4.5 * m.scale - (m.ground - 4.5 * m.scale - hand[1] - 5 * m.scale) * a
+    low, high = m.ground - BALL_RADIUS * m.scale, hand[1] + (BALL_RADIUS + 0.5) * m.scale
+    y = low - (low - high) * a
     return Frame(
         Pose(sh_f=1.0, el_f=0.5 - 0.4 * a, lean=0.15), m.x0, [Obj("ball", pos=(hand[0], y))]
     )
@@ -309,7 +314,7 @@ def rolling(u, m):
     )
     start = m.x0 + m.facing * 16 * m.scale
     x = start + m.facing * 0.7 * m.size * max(0.0, u - 0.35)
-    return Frame(pose, m.x0, [Obj("ball", pos=(x, m.ground - 4.5 * m.scale))])
+    return Frame(pose, m.x0, [Obj("ball", pos=(x, m.ground - BALL_RADIUS * m.scale))])
 
 
 Action = Callable[[float, Motion], Frame]

@@ -26,6 +26,7 @@ from .actions import ACTIONS, HELD_OUT, ONE_SHOT, SEEN, TRAVEL, Motion
 from .world import (
     COLORS,
     ENTITY_NAMES,
+    RESTING_HEIGHT,
     SCENE_PHRASES,
     SCENES,
     Look,
@@ -65,7 +66,7 @@ def render_clip(action: str, seed: int, size: int = 128) -> tuple[np.ndarray, np
         kind = str(rng.choice(["ball", "box", "cup"]))
         color = COLORS[str(rng.choice(list(COLORS)))]
         dx = float(rng.choice([-1, 1])) * rng.uniform(30, 50) * scale
-        lift = {"ball": 4.5, "box": 6.5, "cup": 3.4}[kind] * scale
+        lift = RESTING_HEIGHT[kind] * scale
         distractors.append((kind, (float(np.clip(x0 + dx, 5, size - 5)), ground - lift), color))
     u0, u_span = (rng.uniform(-0.05, 0.05), rng.uniform(0.9, 1.1)) if one_shot else (0.0, 1.0)
     shake, noise = float(rng.choice([0, 0, 1, 2])), float(rng.uniform(0.0, 0.04))

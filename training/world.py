@@ -49,6 +49,19 @@ SCENES = {  # name: (upper entity, upper color, lower entity, lower color)
     "beach": ("sky", (0.6, 0.8, 1.0), "sand", (0.9, 0.82, 0.55)),
     "street": ("sky", (0.7, 0.75, 0.8), "road", (0.4, 0.4, 0.42)),
 }
+# Sizes in units of the figure scale. Objects and limbs are drawn thick enough to fill most
+# of a model patch (12 px at 96 px input, 16 px of a 128 px frame): entities thinner than a
+# patch are never resolved by the regions that alignment works on.
+BALL_RADIUS = 7.5
+BOX_HALF = 6.5
+CUP_HALF = (4.2, 5.2)
+HAND_RADIUS = 3.6
+LIMB_WIDTH = 5.6
+TORSO_WIDTH = 8.0
+CHAIR_WIDTH = (4.5, 3.5)  # seat and back, legs
+# How far an object's center sits above the ground when it rests there.
+RESTING_HEIGHT = {"ball": BALL_RADIUS, "box": BOX_HALF, "cup": CUP_HALF[1]}
+
 SCENE_PHRASES = {
     "park": "in a park",
     "room": "in a room",
@@ -158,19 +171,20 @@ def _object_center(obj: Obj, j: dict[str, np.ndarray], look: Look) -> np.ndarray
 def draw_object(c: Canvas, kind: str, center, look: Look, color) -> None:
     s = look.scale
     if kind == "ball":
-        c.disk(center, 4.5 * s, color, EID["ball"])
+        c.disk(center, BALL_RADIUS * s, color, EID["ball"])
     elif kind == "box":
-        c.rect(center, 6.5 * s, 6.5 * s, color, EID["box"])
+        c.rect(center, BOX_HALF * s, BOX_HALF * s, color, EID["box"])
     elif kind == "cup":
-        c.rect(center, 2.6 * s, 3.4 * s, color, EID["cup"])
+        c.rect(center, CUP_HALF[0] * s, CUP_HALF[1] * s, color, EID["cup"])
     elif kind == "chair":
         x, y = center  # y: seat height
         brown = (0.45, 0.3, 0.15)
         back = x - 8 * s * look.facing
-        c.segment((x - 8 * s, y), (x + 8 * s, y), 3 * s, brown, EID["chair"])
-        c.segment((back, y), (back, y - 16 * s), 3 * s, brown, EID["chair"])
+        seat, leg = CHAIR_WIDTH[0] * s, CHAIR_WIDTH[1] * s
+        c.segment((x - 8 * s, y), (x + 8 * s, y), seat, brown, EID["chair"])
+        c.segment((back, y), (back, y - 16 * s), seat, brown, EID["chair"])
         for lx in (x - 7 * s, x + 7 * s):
-            c.segment((lx, y), (lx, look.ground), 2.5 * s, brown, EID["chair"])
+            c.segment((lx, y), (lx, look.ground), leg, brown, EID["chair"])
 
 
 def draw_frame(
@@ -188,22 +202,22 @@ def draw_frame(
     for obj in frame.objects:  # chairs stand behind the figure
         if obj.kind == "chair":
             draw_object(c, "chair", _object_center(obj, j, look), look, look.obj)
-    limb = 3.6 * s
+    limb = LIMB_WIDTH * s
     # Back limbs in a darker shade, then torso and head, then front limbs.
     c.segment(j["hip"], j["knee_b"], limb, dark, EID["leg"])
     c.segment(j["knee_b"], j["ankle_b"], limb, dark, EID["leg"])
     c.segment(j["ankle_b"], j["toe_b"], limb * 0.9, (0.15, 0.15, 0.15), EID["foot"])
     c.segment(j["neck"], j["elbow_b"], limb, dark, EID["arm"])
     c.segment(j["elbow_b"], j["wrist_b"], limb, dark, EID["arm"])
-    c.disk(j["wrist_b"], 2.2 * s, (0.85, 0.65, 0.5), EID["hand"])
-    c.segment(j["hip"], j["neck"], 5 * s, body, EID["torso"])
+    c.disk(j["wrist_b"], HAND_RADIUS * s, (0.85, 0.65, 0.5), EID["hand"])
+    c.segment(j["hip"], j["neck"], TORSO_WIDTH * s, body, EID["torso"])
     c.disk(j["head"], j["head_r"][0], (0.9, 0.72, 0.56), EID["head"])
     c.segment(j["hip"], j["knee_f"], limb, body, EID["leg"])
     c.segment(j["knee_f"], j["ankle_f"], limb, body, EID["leg"])
     c.segment(j["ankle_f"], j["toe_f"], limb * 0.9, (0.15, 0.15, 0.15), EID["foot"])
     c.segment(j["neck"], j["elbow_f"], limb, body, EID["arm"])
     c.segment(j["elbow_f"], j["wrist_f"], limb, body, EID["arm"])
-    c.disk(j["wrist_f"], 2.2 * s, (0.85, 0.65, 0.5), EID["hand"])
+    c.disk(j["wrist_f"], HAND_RADIUS * s, (0.85, 0.65, 0.5), EID["hand"])
     for obj in frame.objects:
         if obj.kind != "chair":
             draw_object(c, obj.kind, _object_center(obj, j, look), look, look.obj)

@@ -81,3 +81,25 @@ def test_generated_world_files(tmp_path):
     captions = json.loads((tmp_path / "captions" / "train.json").read_text())
     assert len(captions[rel]) == info.num_frames
     assert meta["held_out"] == list(HELD_OUT) and label in SEEN
+
+
+def _frames_with_a_patch_mostly(entity: str, actions: list[str], patch: int = 16) -> float:
+    """Share of the frames showing `entity` where some patch of the model's grid (12 px at
+    96 px input is 16 px of the 128 px frame) is at least half that entity."""
+    hits = shown = 0
+    for i, action in enumerate(actions):
+        _, ids, _ = render_clip(action, 40 + i)
+        n, g = len(ids), ids.shape[1] // patch
+        cells = ids.reshape(n, g, patch, g, patch).transpose(0, 1, 3, 2, 4).reshape(n, g * g, -1)
+        mostly = ((cells == EID[entity]).mean(-1) >= 0.5).any(1)
+        present = (ids == EID[entity]).any((1, 2))
+        hits, shown = hits + int((mostly & present).sum()), shown + int(present.sum())
+    return hits / shown
+
+
+def test_objects_and_limbs_are_big_enough_for_the_patch_grid():
+    # Alignment works on patches: an entity that never fills half a patch is never resolved.
+    ball_actions = [a for a in [*SEEN, *HELD_OUT] if a.endswith("a ball")]
+    assert _frames_with_a_patch_mostly("ball", ball_actions) >= 0.8
+    assert _frames_with_a_patch_mostly("leg", ["walking", "squatting", "jumping"]) >= 0.5
+    assert _frames_with_a_patch_mostly("arm", ["waving", "clapping", "punching"]) >= 0.3
