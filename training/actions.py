@@ -192,11 +192,8 @@ def _push(u, m, obj):
         return Frame(
             p, x, [Obj("chair", pos=(x + m.facing * 24 * m.scale, m.ground - 10 * m.scale))]
         )
-    return Frame(
-        p,
-        x,
-        [Obj(obj, pos=(x + m.facing * 21 * m.scale, m.ground - RESTING_HEIGHT[obj] * m.scale))],
-    )
+    rest = m.ground - RESTING_HEIGHT[obj] * m.scale
+    return Frame(p, x, [Obj(obj, pos=(x + m.facing * 21 * m.scale, rest))])
 
 
 def drinking(u, m):

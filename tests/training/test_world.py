@@ -2,10 +2,12 @@ import json
 import re
 
 import numpy as np
+import torch
 
 from model.video import decode_clip
 from training.actions import HELD_OUT, SEEN
 from training.generate import caption, generate_world, render_clip
+from training.pretrain import patch_entity_targets
 from training.world import EID, ENTITY_NAMES
 
 
@@ -83,15 +85,14 @@ def test_generated_world_files(tmp_path):
     assert meta["held_out"] == list(HELD_OUT) and label in SEEN
 
 
-def _frames_with_a_patch_mostly(entity: str, actions: list[str], patch: int = 16) -> float:
-    """Share of the frames showing `entity` where some patch of the model's grid (12 px at
-    96 px input is 16 px of the 128 px frame) is at least half that entity."""
+def _frames_with_a_patch_mostly(entity: str, actions: list[str], grid: int = 8) -> float:
+    """Share of the frames showing `entity` where some patch of the model's grid (8 x 8:
+    12 px at 96 px input, 16 px of the 128 px frame) is at least half that entity."""
     hits = shown = 0
     for i, action in enumerate(actions):
         _, ids, _ = render_clip(action, 40 + i)
-        n, g = len(ids), ids.shape[1] // patch
-        cells = ids.reshape(n, g, patch, g, patch).transpose(0, 1, 3, 2, 4).reshape(n, g * g, -1)
-        mostly = ((cells == EID[entity]).mean(-1) >= 0.5).any(1)
+        shares = patch_entity_targets(torch.from_numpy(ids), (grid, grid), len(ENTITY_NAMES))
+        mostly = (shares[..., EID[entity] - 1] >= 0.5).any(1).numpy()
         present = (ids == EID[entity]).any((1, 2))
         hits, shown = hits + int((mostly & present).sum()), shown + int(present.sum())
     return hits / shown
