@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from media import decode_clip, write_video
 from model import load_checkpoint
-from model.video import decode_clip, write_video
 from training.generate import render_clip
 
 from .common import machine, median_seconds, table
@@ -36,7 +36,9 @@ def main() -> None:
             frames, _, _ = render_clip(label, a.seed * 1000 + ci * 10 + i)
             buf = io.BytesIO()
             write_video(buf, frames)
-            clips.append(decode_clip(buf.getvalue(), cfg.frames, cfg.image_size)[0][0])
+            clips.append(
+                torch.from_numpy(decode_clip(buf.getvalue(), cfg.frames, cfg.image_size)[0][0])
+            )
             targets.append(ci)
     x = alt.normalize(torch.stack(clips))
     y = torch.tensor(targets)

@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
 from model.video import decode_clip, write_video
 
 from .common import median_seconds, table

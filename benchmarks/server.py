@@ -23,8 +23,8 @@ import httpx
 import numpy as np
 import torch
 
+from media import decode_clip, write_video
 from model import build_alt, load_checkpoint, preset, save_checkpoint
-from model.video import decode_clip, write_video
 
 from .common import machine, median_seconds, percentile, table
 
@@ -115,10 +115,7 @@ def raw_throughput(
     backend = TorchBackend(checkpoint, device, dtype)
     info = backend.info
     clips = np.concatenate(
-        [
-            decode_clip(v, info.frames, info.image_size, info.clips, info.crops)[0].numpy()
-            for v in videos
-        ]
+        [decode_clip(v, info.frames, info.image_size, info.clips, info.crops)[0] for v in videos]
     )
     reps = int(np.ceil(batch / len(clips)))
     frames = np.concatenate([clips] * reps)[:batch]

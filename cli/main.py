@@ -40,7 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _recognize(args: argparse.Namespace) -> int:
-    from model.video import VideoError
+    from media import VideoError
     from server.errors import ServiceError
     from server.local import recognize_file
 

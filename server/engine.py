@@ -1,4 +1,4 @@
-"""The recognition engine: decode off the event loop, batch on the model worker, explain."""
+"""The recognition engine: decode in worker processes, batch on the model worker, explain."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.video import Limits, decode_clip
+from media import Limits
+from media.pool import DecodePool
+from media.worker import Job
 
 from . import explain as ex
 from .backends import Backend, ClipResult
@@ -34,11 +36,20 @@ class Engine:
         self.info = backend.info
         self.settings = settings
         self.metrics = metrics
-        self.limits = Limits(max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
-        # One model worker: forward passes never overlap; decoding has its own pool.
+        limits = Limits(max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
+        info = self.info
+        self.job = Job(
+            info.frames, info.image_size, info.clips, info.crops, limits,
+            threads=settings.decode_threads, device=settings.decode_device,
+        )  # fmt: skip
+        # One model worker: forward passes never overlap; decoding has its own processes.
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="alt-model")
-        self._decode_pool = ThreadPoolExecutor(
-            settings.decode_workers, thread_name_prefix="alt-decode"
+        self.decoder = DecodePool(
+            settings.decode_workers,
+            self.job.nbytes,
+            timeout_s=settings.decode_timeout_s,
+            nice=settings.decode_nice,
+            memory_mb=settings.decode_memory_mb,
         )
         self.batcher = Batcher(
             self._run_batch,
@@ -59,7 +70,7 @@ class Engine:
 
     async def stop(self) -> None:
         await self.batcher.stop()
-        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        self.decoder.close()
         self._model_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -100,20 +111,15 @@ class Engine:
     ) -> dict:
         t0 = time.perf_counter()
         info = self.info
-        loop = asyncio.get_running_loop()
-        frames, video = await loop.run_in_executor(
-            self._decode_pool,
-            lambda: decode_clip(
-                data, info.frames, info.image_size, info.clips, info.crops, self.limits
-            ),
-        )
+        frames, video = await self.decoder.decode(data, self.job)
+        del data  # the upload is not needed any more
         t_decoded = time.perf_counter()
         self.metrics.stage.labels("decode").observe(t_decoded - t0)
 
         label_set = labels or list(info.default_labels)
         label_emb = await self.label_embeddings(label_set)
 
-        payload = _Payload(frames.numpy(), explain == Explain.regions)
+        payload = _Payload(frames, explain == Explain.regions)
         self.metrics.queue_depth.set(self.batcher.depth + 1)
         try:
             views, job = await self.batcher.submit(
@@ -139,11 +145,14 @@ class Engine:
                 "fps": video.fps,
                 "width": video.width,
                 "height": video.height,
+                "frames": video.num_frames,
+                "rotation": video.rotation,
                 "frames_sampled": list(video.sampled[0]),
                 "times_s": video.timestamps(0),
                 "crop": ex.center_crop_box(video.width, video.height),
             },
             "model": {"name": info.name, "version": info.version, "backend": info.backend},
+            "warnings": list(video.warnings),
         }
         if explain != Explain.none:
             entities = ex.aligned_entities(views, info.entity_names, k=len(views[0].entity_ids))

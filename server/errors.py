@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from model.video import NotAVideo, VideoError, VideoTooLarge
+from media import DecodeFailed, NotAVideo, VideoError, VideoTooLarge
 
 
 class ServiceError(Exception):
@@ -46,7 +46,13 @@ class BatchFailed(ServiceError):
     status, kind = 500, "inference_failed"
 
 
+class Undecodable(ServiceError):
+    status, kind = 422, "decode_failed"
+
+
 def from_video_error(err: VideoError) -> ServiceError:
+    if isinstance(err, DecodeFailed):
+        return Undecodable(str(err))
     if isinstance(err, NotAVideo):
         return UnsupportedMedia(str(err))
     if isinstance(err, VideoTooLarge):

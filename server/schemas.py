@@ -42,8 +42,10 @@ class Crop(BaseModel):
 class VideoFacts(BaseModel):
     duration_s: float
     fps: float
-    width: int
+    width: int = Field(description="as displayed (after rotation)")
     height: int
+    frames: int = Field(description="frames the video stream holds")
+    rotation: int = Field(0, description="degrees counterclockwise turned for display")
     frames_sampled: list[int] = Field(description="frame indices of the first temporal view")
     times_s: list[float]
     crop: Crop = Field(description="the square of the original frame the model saw (center crop)")
@@ -69,6 +71,11 @@ class Recognition(BaseModel):
     video: VideoFacts
     timings: Timings
     model: ModelFacts
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what degraded the answer, e.g. a stream cut short: the frames decoded, "
+        "out of those the container announced",
+    )
 
 
 class ErrorBody(BaseModel):

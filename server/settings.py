@@ -14,6 +14,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 
 
+def _cores() -> int:
+    """Cores this process may run on (the affinity mask, e.g. a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALT_", extra="forbid")
 
@@ -30,10 +38,28 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
     max_queue: int = Field(64, ge=1, description="requests waiting before 429")
     request_timeout_s: float = Field(60.0, gt=0, description="queue + inference budget before 504")
+
+    # Decoding and the split of the cores (README: "Cores: decoding and the model")
     decode_workers: int = Field(
-        default_factory=lambda: max(2, min(8, os.cpu_count() or 2)),
+        default_factory=lambda: _cores(),
         ge=1,
-        description="threads decoding uploads (default: the cores, 2 to 8)",
+        description="worker processes decoding uploads (default: one per core)",
+    )
+    decode_threads: int = Field(1, ge=0, description="codec threads per decode worker (0: auto)")
+    decode_timeout_s: float = Field(30.0, gt=0, description="wall-clock limit of one decode")
+    decode_nice: int = Field(
+        10, ge=0, le=19, description="CPU priority below the model's for decode workers"
+    )
+    decode_memory_mb: int = Field(
+        4096, ge=0, description="address-space cap of each decode worker (0: none)"
+    )
+    decode_device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="cuda: decode with NVDEC (FFmpeg hardware acceleration)"
+    )
+    model_threads: int = Field(
+        default_factory=lambda: _cores(),
+        ge=1,
+        description="intra-op threads of the model on the CPU (default: one per core)",
     )
 
     # Input limits

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from model.video import write_video
+from media import write_video
 
 
 def moving_square_video(

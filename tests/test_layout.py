@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"model", "training", "export", "server", "cli"}
+OURS = {"model", "media", "training", "export", "server", "cli"}
 ALLOWED = {
     "model": set(),
-    "training": {"model"},
+    "media": set(),
+    "training": {"model", "media"},
     "export": {"model"},
-    "server": {"model"},
+    "server": {"model", "media"},
 }
 
 
@@ -40,3 +41,21 @@ def test_model_imports_no_server_or_export_libraries():
         assert not {"fastapi", "onnx", "onnxruntime", "uvicorn", "tensorrt"} & {
             str(n).split(".")[0] for n in names
         }, path
+
+
+def _third_party(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    return {str(n).split(".")[0] for n in names}
+
+
+def test_media_is_pyav_and_numpy_only():
+    """Decode workers start fast and a torch-free image can decode: no torch in media/."""
+    for path in (ROOT / "media").rglob("*.py"):
+        assert not {"torch", "open_clip", "fastapi", "onnxruntime"} & _third_party(path), path
+
+
+def test_model_does_not_decode_video():
+    for path in (ROOT / "model").rglob("*.py"):
+        assert "av" not in _third_party(path), f"{path.relative_to(ROOT)} imports PyAV"

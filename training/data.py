@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from model.video import decode_frames, segment_indices
+from media import decode_frames, segment_indices
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class ClipDataset(Dataset):
         self.cache = {} if cache is None else cache
         todo = [s.path for s in self.samples if (s.path, size) not in self.cache]
         for path in tqdm(todo, desc="decode", unit="clip", disable=not progress or not todo):
-            self.cache[(path, size)] = decode_frames(path, size)
+            self.cache[(path, size)] = torch.from_numpy(decode_frames(path, size))
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.video import write_video
+from media import write_video
 
 from .actions import ACTIONS, HELD_OUT, ONE_SHOT, SEEN, TRAVEL, Motion
 from .world import (

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from media import write_video
 from model import Entity, build_alt, preset, save_checkpoint
 from model.corpus import label_entity_targets
-from model.video import write_video
 
 from .baseline import TemporalBaseline
 from .data import ClipDataset, few_shot, read_csv

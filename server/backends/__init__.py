@@ -10,11 +10,13 @@ def create_backend(settings: Settings) -> Backend:
     if settings.backend == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend(settings.checkpoint, settings.device, settings.dtype)
+        return TorchBackend(
+            settings.checkpoint, settings.device, settings.dtype, settings.model_threads
+        )
     if settings.backend == "onnxruntime":
         from .onnx_backend import OnnxBackend
 
-        return OnnxBackend(settings.onnx_dir, settings.device)
+        return OnnxBackend(settings.onnx_dir, settings.device, settings.model_threads)
     from .tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(settings.onnx_dir)

@@ -33,7 +33,7 @@ def choose_providers(device: str) -> list[str]:
 
 
 class OnnxBackend:
-    def __init__(self, onnx_dir: Path, device: str = "cpu") -> None:
+    def __init__(self, onnx_dir: Path, device: str = "cpu", threads: int = 0) -> None:
         onnx_dir = Path(onnx_dir)
         for name in ("video.onnx", "text.onnx", "meta.json"):
             if not (onnx_dir / name).is_file():
@@ -42,6 +42,7 @@ class OnnxBackend:
         providers = choose_providers(device)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
         self.video = ort.InferenceSession(
             str(onnx_dir / "video.onnx"), options, providers=providers
         )

@@ -17,8 +17,12 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TorchBackend:
-    def __init__(self, checkpoint: Path, device: str = "cpu", dtype: str = "fp32") -> None:
+    def __init__(
+        self, checkpoint: Path, device: str = "cpu", dtype: str = "fp32", threads: int = 0
+    ) -> None:
         self.device = torch.device(device)
+        if threads:
+            torch.set_num_threads(threads)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was asked for but CUDA is not available")
         bundle = load_checkpoint(checkpoint, map_location=self.device)

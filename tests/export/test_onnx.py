@@ -11,9 +11,9 @@ from onnx import TensorProto, helper
 
 from export.onnx_export import VideoGraph, export_onnx
 from export.token_merge import BODY_OPSET, DOMAIN, OP, attach
+from media import decode_clip
 from model import load_checkpoint, preset
 from model.merge import bipartite_soft_matching, merge_tokens
-from model.video import decode_clip
 from server.backends.onnx_backend import OnnxBackend
 from server.backends.torch_backend import TorchBackend
 from tests.fixtures import save_tiny_checkpoint
@@ -78,7 +78,10 @@ def test_onnx_runtime_matches_pytorch_on_decoded_videos(exported, tiny_checkpoin
     sess = ort.InferenceSession(str(exported / "video.onnx"), providers=["CPUExecutionProvider"])
     alt = load_checkpoint(tiny_checkpoint).model
     clips = torch.cat(
-        [decode_clip((video_dir / f"clip{i}.mp4").read_bytes(), 4, 64)[0] for i in range(4)]
+        [
+            torch.from_numpy(decode_clip((video_dir / f"clip{i}.mp4").read_bytes(), 4, 64)[0])
+            for i in range(4)
+        ]
     )
     got = sess.run(None, {"frames": clips.numpy()})
     with torch.no_grad():
@@ -98,7 +101,7 @@ def test_onnx_backend_gives_the_torch_backend_answers(exported, tiny_checkpoint,
     la, lb = onnx_backend.encode_labels(labels), torch_backend.encode_labels(labels)
     assert np.abs(la - lb).max() <= 1e-4
     clips = np.concatenate(
-        [decode_clip((video_dir / f"clip{i}.mp4").read_bytes(), 4, 64)[0].numpy() for i in range(4)]
+        [decode_clip((video_dir / f"clip{i}.mp4").read_bytes(), 4, 64)[0] for i in range(4)]
     )
     for a, b in zip(
         onnx_backend.encode_video(clips, True), torch_backend.encode_video(clips, True)
@@ -123,7 +126,10 @@ def test_adapter_options_export_with_the_same_answers(tmp_path, video_dir):
         str(tmp_path / "onnx" / "video.onnx"), providers=["CPUExecutionProvider"]
     )
     clips = torch.cat(
-        [decode_clip((video_dir / f"clip{i}.mp4").read_bytes(), 4, 64)[0] for i in range(2)]
+        [
+            torch.from_numpy(decode_clip((video_dir / f"clip{i}.mp4").read_bytes(), 4, 64)[0])
+            for i in range(2)
+        ]
     )
     got = sess.run(None, {"frames": clips.numpy()})
     with torch.no_grad():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.video import decode_clip, segment_indices
+from media import decode_clip, segment_indices
 from tests.media import moving_square_video
 from training.data import (
     ClipDataset,
@@ -64,7 +64,7 @@ def test_training_sampling_matches_serving_exactly(tmp_path):
     ds = ClipDataset([Sample(path, "x")], ["x"], frames=8, size=64, train=False, progress=False)
     served, info = decode_clip(path.read_bytes(), 8, 64)
     clip, target = ds[0]
-    assert target == 0 and torch.equal(clip, served[0])
+    assert target == 0 and torch.equal(clip, torch.from_numpy(served[0]))
     assert ds.indices(0) == list(info.sampled[0])
     train = ClipDataset(
         [Sample(path, "x")],

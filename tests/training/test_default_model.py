@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from media import decode_clip, write_video
 from model import load_checkpoint
-from model.video import decode_clip, write_video
 from training.actions import SEEN
 from training.generate import render_clip
 from training.world import ENTITY_NAMES
@@ -31,7 +31,12 @@ def test_default_model_answers_on_its_samples():
     samples = sorted((DEFAULT / "samples").glob("*.mp4"))
     assert len(samples) >= 4
     clips = torch.cat(
-        [decode_clip(p.read_bytes(), alt.config.frames, alt.config.image_size)[0] for p in samples]
+        [
+            torch.from_numpy(
+                decode_clip(p.read_bytes(), alt.config.frames, alt.config.image_size)[0]
+            )
+            for p in samples
+        ]
     )
     with torch.no_grad():
         out = alt.encode_video(alt.normalize(clips), track_source=True)
@@ -60,9 +65,8 @@ def test_default_model_recognizes_fresh_world_clips(tmp_path):
             present.append({ENTITY_NAMES[k - 1] for k in np.unique(entity_ids) if k > 0})
             path = tmp_path / f"{i}-{j}.mp4"
             write_video(path, frames)
-            clips.append(
-                decode_clip(path.read_bytes(), alt.config.frames, alt.config.image_size)[0]
-            )
+            clip, _ = decode_clip(path.read_bytes(), alt.config.frames, alt.config.image_size)
+            clips.append(torch.from_numpy(clip))
             targets.append(i)
     with torch.no_grad():
         out = alt.encode_video(alt.normalize(torch.cat(clips)))

@@ -214,7 +214,7 @@ def test_label_entity_term_teaches_videos_the_entity_their_label_names(tmp_path,
 
     before = share_scoring_the_named_entity()
     cfg = TrainConfig(
-        epochs=6, batch_size=4, lr=3e-3, backbone_lr_scale=1.0, label_entity_weight=1.0
+        epochs=10, batch_size=4, lr=3e-3, backbone_lr_scale=1.0, label_entity_weight=1.0
     )
     with pytest.raises(ValueError, match="needs label_entities"):
         fit(module, ds, features, cfg)

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import torch
 
-from model.video import decode_clip
+from media import decode_clip
 from training.actions import HELD_OUT, SEEN
 from training.generate import caption, generate_world, render_clip
 from training.pretrain import patch_entity_targets

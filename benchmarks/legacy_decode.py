@@ -1,7 +1,7 @@
-"""Video in: decode with PyAV, sample frames TSN-style, resize and crop.
+"""The decoder before `media/` (commit 8f3b2e1), kept only to be measured against it.
 
-One implementation serves training, evaluation and the server, so a served clip is
-sampled and preprocessed exactly as the model saw clips in training (ALT.md §6).
+It decoded every frame up to the last one sampled (or sought once per sampled frame),
+converted each kept frame to full-size RGB and resized with a float `F.interpolate`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,194 @@
+"""Decoding in worker processes, so untrusted files never run FFmpeg inside the server.
+
+Each worker is a `python -m media.worker` process with its own connection and its own
+shared-memory slot (an anonymous file in /dev/shm, mapped by both sides): the video bytes
+go in as raw bytes, the frames come back through the slot, never pickled. A worker that
+crashes fails only its own job and is replaced; a job that runs past its time limit has
+its worker killed and replaced. Nothing a file does to a worker reaches the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mmap
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+
+from . import errors
+from .decode import VideoInfo
+from .worker import Job
+
+log = logging.getLogger(__name__)
+_SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+class _Worker:
+    """One worker process and its slot; `run` blocks, so it is called from a thread."""
+
+    def __init__(self, slot_bytes: int, nice: int, memory_mb: int) -> None:
+        self.slot_bytes, self.nice, self.memory_mb = slot_bytes, nice, memory_mb
+        self._file = tempfile.TemporaryFile(dir=_SHM_DIR)  # noqa: SIM115 - lives with the worker
+        self._file.truncate(slot_bytes)
+        self.slot = mmap.mmap(self._file.fileno(), slot_bytes)
+        self.proc: subprocess.Popen | None = None
+        self.conn: Connection | None = None
+        self._lock = threading.Lock()
+        self._active = False  # a job is in the worker's hands
+        self._cancelled = False
+        self.spawn()
+
+    def spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        fds = (theirs.fileno(), self._file.fileno())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "media.worker", *map(str, fds), str(self.slot_bytes),
+             str(self.nice), str(self.memory_mb)],
+            pass_fds=fds, env=env, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        theirs.close()
+        self.conn = Connection(ours.detach())
+
+    def kill(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait()
+
+    def respawn(self) -> None:
+        self.kill()
+        self.spawn()
+
+    def _death(self) -> str:
+        self.proc.wait(5)
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            return f"signal {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+    def cancel(self) -> None:
+        """Kill the job in progress (from another thread); `run` then replaces the worker."""
+        with self._lock:
+            if self._active:
+                self._cancelled = True
+                self.proc.kill()
+
+    def run(self, job: Job, data: bytes, timeout: float) -> tuple[np.ndarray, VideoInfo]:
+        with self._lock:
+            self._active, self._cancelled = True, False
+        try:
+            self.conn.send(job)
+            self.conn.send_bytes(data)
+            done = self.conn.poll(timeout)
+            reply = self.conn.recv() if done else None
+        except (EOFError, OSError):
+            why = self._death()
+            self.respawn()
+            if self._cancelled:
+                raise errors.DecodeFailed("the decode was cancelled") from None
+            raise errors.DecodeFailed(f"the decoder crashed on this file ({why})") from None
+        finally:
+            with self._lock:
+                self._active = False
+        if reply is None:
+            self.respawn()
+            raise errors.DecodeFailed(
+                f"decoding took longer than the limit of {timeout:g} s (ALT_DECODE_TIMEOUT_S)"
+            )
+        if reply[0] == "video_error":
+            raise getattr(errors, reply[1], errors.CorruptVideo)(reply[2])
+        _, shape, info = reply
+        frames = np.frombuffer(self.slot, np.uint8, int(np.prod(shape))).reshape(shape).copy()
+        return frames, info
+
+    def close(self) -> None:
+        self.kill()
+        self.slot.close()
+        self._file.close()
+
+
+class DecodePool:
+    """`await pool.decode(data, job)` -> uint8 frames `(V, T, 3, S, S)` and their `VideoInfo`.
+
+    `workers` processes decode at once; further jobs wait for a free one. `timeout_s` bounds
+    one decode; `nice` lowers the workers' CPU priority so the model's threads come first;
+    `memory_mb` caps each worker's address space (0: no cap).
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        slot_bytes: int,
+        timeout_s: float = 30.0,
+        nice: int = 0,
+        memory_mb: int = 0,
+    ) -> None:
+        assert workers >= 1 and slot_bytes > 0
+        self.timeout_s = timeout_s
+        self._workers = [_Worker(slot_bytes, nice, memory_mb) for _ in range(workers)]
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="alt-decode")
+        self._lock = threading.Lock()
+        self.waiting = 0  # jobs waiting for a free worker
+        self.busy = 0  # jobs being decoded
+
+    @property
+    def size(self) -> int:
+        return len(self._workers)
+
+    def _queue(self) -> asyncio.Queue[_Worker]:
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for w in self._workers:
+                self._idle.put_nowait(w)
+        return self._idle
+
+    async def decode(self, data: bytes, job: Job) -> tuple[np.ndarray, VideoInfo]:
+        if job.nbytes > self._workers[0].slot_bytes:
+            raise ValueError(f"a job of {job.nbytes} bytes does not fit the slots")
+        idle = self._queue()
+        self.waiting += 1
+        try:
+            worker = await idle.get()
+        finally:
+            self.waiting -= 1
+        self.busy += 1
+        loop = asyncio.get_running_loop()
+        run = loop.run_in_executor(self._threads, worker.run, job, data, self.timeout_s)
+        try:
+            return await asyncio.shield(run)
+        except asyncio.CancelledError:
+            # The caller is gone: stop the decode now rather than let it finish for nobody.
+            worker.cancel()
+            raise
+        finally:
+            # The worker goes back once its thread is done with it, even if we were cancelled.
+            def release(_):
+                self.busy -= 1
+                idle.put_nowait(worker)
+
+            if run.done():
+                release(None)
+            else:
+                run.add_done_callback(release)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        for w in self._workers:
+            w.close()
