@@ -232,7 +232,19 @@ class _Decoder:
         if seek_ts is not None:
             self.container.seek(seek_ts, stream=self.stream, backward=True, any_frame=False)
         ctx = self.stream.codec_context
-        for packet in self.container.demux(self.stream):
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.FFmpegError:  # the file ends mid-packet: flush what the codec holds
+                ctx.skip_frame = "DEFAULT"
+                try:
+                    yield from ctx.decode(None)
+                except av.FFmpegError:
+                    self.errors += 1
+                return
             # Frames nothing refers to are not decoded unless they are wanted; reference
             # frames always are, so every wanted frame decodes as it would in full.
             needed = packet.pts is None or packet.pts in self.wanted or not self.wanted

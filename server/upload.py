@@ -45,11 +45,11 @@ async def read_video(request: Request, max_bytes: int) -> bytes:
             raise BadRequest("the multipart body needs a file field named 'video'")
         data = await upload.read()
         await form.close()
-    elif not ctype or ctype.startswith(("video/", "application/octet-stream")):
+    elif not ctype or ctype.startswith(("video/", "image/", "application/octet-stream")):
         data = b"".join([chunk async for chunk in stream])
     else:
         raise UnsupportedMedia(
-            f"send the video as a multipart field 'video' or as a video/* or "
+            f"send the video as a multipart field 'video' or as a video/*, image/gif or "
             f"application/octet-stream body, not {ctype!r}"
         )
     if not data:

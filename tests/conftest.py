@@ -9,7 +9,7 @@ import torch
 
 from model import build_alt, preset
 from tests.fixtures import save_tiny_checkpoint
-from tests.media import moving_square_video
+from tests.videos import moving_square_video
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ _BODY_DOC = {
                 }
             },
             "video/*": {"schema": {"type": "string", "format": "binary"}},
+            "image/gif": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
     }

@@ -25,7 +25,8 @@ class ServerProcess:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        path = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        full_env = {**os.environ, **env, "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],

@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from tests import media
+from tests import videos
 from tests.fixtures import ENTITIES, LABELS
 
 
@@ -88,17 +88,17 @@ def test_bad_inputs_get_clear_4xx_and_the_server_stays_healthy(client, server, v
         "random bytes": (post(client, bytes(range(256)) * 40), 415, "not a readable video"),
         "text as video": (post(client, b"hello\n" * 200), 415, "not a readable video"),
         "text content type": (post(client, good, ctype="text/plain"), 415, "multipart field"),
-        "image": (post(client, media.png_image(), ctype="image/png"), 415, None),
+        "image": (post(client, videos.png_image(), ctype="image/png"), 415, None),
         "png as octet-stream": (
-            post(client, media.png_image(), ctype="application/octet-stream"),
+            post(client, videos.png_image(), ctype="application/octet-stream"),
             415,
             "still image",
         ),
-        "audio only": (post(client, media.audio_only_m4a()), 415, "no video stream"),
+        "audio only": (post(client, videos.audio_only_m4a()), 415, "no video stream"),
         "truncated mp4": (post(client, good[: len(good) // 3]), 415, "not a readable video"),
-        "truncated faststart": (post(client, media.faststart_mp4()[:1500]), 422, "no frame"),
-        "huge resolution": (post(client, media.huge_frame_mp4()), 413, "4096x4096"),
-        "too long": (post(client, media.long_video_mp4(40)), 413, "40.0 s"),
+        "truncated faststart": (post(client, videos.faststart_mp4()[:1500]), 422, "no frame"),
+        "huge resolution": (post(client, videos.huge_frame_mp4()), 413, "4096x4096"),
+        "too long": (post(client, videos.long_video_mp4(40)), 413, "40.0 s"),
         "too big": (post(client, b"\0" * (2 * 2**20)), 413, "limit"),
         "empty body": (post(client, b""), 422, "no video bytes"),
         "too many labels": (
@@ -139,9 +139,9 @@ def test_chunked_upload_over_the_limit_stops_early(client):
 
 
 def test_truncated_long_stream_uses_the_frames_it_has(client, tmp_path):
-    path = media.moving_square_video(tmp_path / "noisy.mp4", frames=50, seed=7)
+    path = videos.moving_square_video(tmp_path / "noisy.mp4", frames=50, seed=7)
     data = path.read_bytes()
-    fs = media.faststart_mp4(frames=60)
+    fs = videos.faststart_mp4(frames=60)
     resp = post(client, fs[: int(len(fs) * 0.8)])
     assert resp.status_code == 200, resp.text
     assert max(resp.json()["video"]["frames_sampled"]) < 60

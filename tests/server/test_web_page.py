@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.media import moving_square_video
+from tests.videos import moving_square_video
 from tests.server.conftest import ServerProcess
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from media import decode_clip, segment_indices
-from tests.media import moving_square_video
+from tests.videos import moving_square_video
 from training.data import (
     ClipDataset,
     Sample,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from model import build_alt
-from tests.media import moving_square_video
+from tests.videos import moving_square_video
 from training.baseline import TemporalBaseline
 from training.data import ClipDataset, Sample
 from training.train import (

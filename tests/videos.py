@@ -39,8 +39,7 @@ def _faststart(path: Path, frames: int, h: int, w: int) -> bytes:
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "faststart"}) as c:
         s = c.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for t in range(frames):
-            img = np.full((h, w, 3), (t * 6) % 255, np.uint8)
+        for img in gradient_frames(frames, h, w):
             for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
         for p in s.encode():
@@ -88,4 +87,63 @@ def long_video_mp4(seconds: int = 40) -> bytes:
     """Long in time, cheap in bytes: 1 fps, 64x64."""
     buf = io.BytesIO()
     write_video(buf, np.zeros((seconds, 64, 64, 3), np.uint8), fps=1)
+    return buf.getvalue()
+
+
+def gradient_frames(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Moving gradients with noise: every frame differs, and compression keeps B-frames."""
+    rng = np.random.default_rng(seed)
+    base = (np.add.outer(np.arange(height), np.arange(width)) % 256).astype(np.uint8)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for t in range(frames):
+        out[t, ..., 0] = np.roll(base, 3 * t, axis=1)
+        out[t, ..., 1] = np.roll(base, 2 * t, axis=0)
+        out[t, ..., 2] = rng.integers(0, 40, (height, width), dtype=np.uint8)
+    return out
+
+
+def keyframed_mp4(frames: int = 120, keyframe_every: int = 10, size=(64, 96)) -> bytes:
+    buf = io.BytesIO()
+    write_video(buf, gradient_frames(frames, *size), keyframe_every=keyframe_every)
+    return buf.getvalue()
+
+
+def animated_gif(frames: int = 6, size: tuple[int, int] = (48, 64)) -> bytes:
+    h, w = size
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="gif") as c:
+        s = c.add_stream("gif", rate=10)
+        s.width, s.height, s.pix_fmt = w, h, "rgb8"
+        for t in range(frames):
+            img = np.full((h, w, 3), (t * 40) % 256, np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="rgb8")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return buf.getvalue()
+
+
+def rotated_mp4(degrees: int, size: tuple[int, int] = (32, 64), frames: int = 10) -> bytes:
+    """A landscape stream with a white marker in its top-left corner, shown turned by
+    `degrees` counterclockwise (the display matrix phones write)."""
+    h, w = size
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.set_display_rotation(degrees)
+        for _ in range(frames):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:8, :8] = 255
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return buf.getvalue()
+
+
+def sized_mp4(width: int, height: int, frames: int = 4) -> bytes:
+    buf = io.BytesIO()
+    write_video(buf, np.full((frames, height, width, 3), 90, np.uint8), crf=51)
     return buf.getvalue()

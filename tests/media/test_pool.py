@@ -1,0 +1,97 @@
+"""Decode worker processes: results as in-process, crashes and hangs contained."""
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from media import DecodeFailed, NotAVideo, decode_clip
+from media.pool import DecodePool
+from media.worker import Job
+from tests import videos
+
+JOB = Job(frames=4, size=32, clips=3, crops=1)
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_workers_answer_as_the_in_process_decoder():
+    data = videos.keyframed_mp4(frames=60, keyframe_every=12)
+
+    async def go():
+        pool = DecodePool(2, JOB.nbytes)
+        try:
+            return await asyncio.gather(*[pool.decode(data, JOB) for _ in range(5)])
+        finally:
+            pool.close()
+
+    expected, info = decode_clip(data, 4, 32, clips=3, threads=1)
+    for frames, got in _run(go()):
+        np.testing.assert_array_equal(frames, expected)
+        assert got == info
+
+
+def test_a_crashing_decode_fails_only_its_job_and_the_worker_is_replaced(faulty_workers):
+    data = videos.keyframed_mp4(frames=30)
+
+    async def go():
+        pool = DecodePool(1, JOB.nbytes, timeout_s=30)
+        try:
+            first = pool._workers[0].proc.pid
+            good = asyncio.ensure_future(pool.decode(data, JOB))  # queued behind the crash
+            with pytest.raises(DecodeFailed, match="crashed.*SIGABRT"):
+                await pool.decode(b"ABORT" + data, JOB)
+            frames, _ = await good
+            assert pool._workers[0].proc.pid != first  # a new process took its place
+            with pytest.raises(NotAVideo):  # ordinary errors still come back as themselves
+                await pool.decode(b"not a video" * 10, JOB)
+            return frames
+        finally:
+            pool.close()
+
+    assert _run(go()).shape == (3, 4, 3, 32, 32)
+
+
+def test_a_hanging_decode_is_killed_at_its_time_limit(faulty_workers):
+    data = videos.keyframed_mp4(frames=30)
+
+    async def go():
+        pool = DecodePool(1, JOB.nbytes, timeout_s=1.5)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(DecodeFailed, match="longer than the limit of 1.5 s"):
+                await pool.decode(b"HANG" + data, JOB)
+            waited = time.monotonic() - t0
+            frames, _ = await pool.decode(data, JOB)
+            return waited, frames
+        finally:
+            pool.close()
+
+    waited, frames = _run(go())
+    assert waited < 10 and frames.shape == (3, 4, 3, 32, 32)
+
+
+def test_a_cancelled_decode_stops_its_worker(faulty_workers):
+    data = videos.keyframed_mp4(frames=30)
+
+    async def go():
+        pool = DecodePool(1, JOB.nbytes, timeout_s=600)
+        try:
+            hung = asyncio.ensure_future(pool.decode(b"HANG" + data, JOB))
+            await asyncio.sleep(1.0)
+            worker = pool._workers[0]
+            pid = worker.proc.pid
+            hung.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await hung
+            # Without the kill this would wait for the hour-long sleep.
+            frames, _ = await asyncio.wait_for(pool.decode(data, JOB), 30)
+            return pid, worker.proc.pid, frames
+        finally:
+            pool.close()
+
+    before, after, frames = _run(go())
+    assert before != after and frames.shape == (3, 4, 3, 32, 32)
