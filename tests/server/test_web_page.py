@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.videos import moving_square_video
 from tests.server.conftest import ServerProcess
+from tests.videos import moving_square_video
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
