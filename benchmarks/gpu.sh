@@ -13,5 +13,8 @@ fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))" | tee -a "$OUT/gpu.txt"
-timeout 200 python3 -m benchmarks.model --device cuda --no-onnx --reps 10 2>&1 | tee "$OUT/model.txt"
-timeout 320 python3 -m benchmarks.server --device cuda --dtype fp16 --concurrency 1 4 16 64 2>&1 | tee "$OUT/server.txt"
+timeout 180 python3 -m benchmarks.model --device cuda --no-onnx --reps 10 2>&1 | tee "$OUT/model.txt"
+timeout 160 python3 -m benchmarks.server --device cuda --dtype fp16 --concurrency 1 4 16 64 2>&1 | tee "$OUT/server.txt"
+timeout 40 python3 -m pytest -q -m gpu tests/media/test_gpu_decode.py 2>&1 | tee "$OUT/nvdec-test.txt"
+timeout 80 python3 -m benchmarks.decode --no-model --nvdec --sizes 720p 1080p --reps 3 2>&1 | tee "$OUT/decode.txt"
+timeout 100 python3 -m benchmarks.server --device cuda --dtype fp16 --concurrency 16 64 --env ALT_DECODE_DEVICE=cuda 2>&1 | tee "$OUT/server-nvdec.txt"

@@ -1,8 +1,13 @@
 """Server throughput and latency on loopback: clips/s and p50/p95/p99 at several concurrency
-levels, batching on vs off, the time split (decode, queue, inference) from /metrics, the raw
-model throughput of the same backend and batch size, and open-vocabulary label-set cost.
+levels, the time split (decode, queue, inference) from /metrics, the raw model throughput of
+the same backend and batch size, the server's efficiency against the pipeline bound, and
+open-vocabulary label-set cost. With `--baseline REF` the server of an earlier commit runs
+the same load in the same run (from a temporary git worktree), side by side.
 
-    python -m benchmarks.server --checkpoint checkpoints/default
+The pipeline bound is `cores / (decode CPU-s per clip + inference CPU-s per clip)`, each
+measured alone in this run: what the machine could serve if neither stage ever waited.
+
+    python -m benchmarks.server --checkpoint checkpoints/default --baseline 8f3b2e1
     python -m benchmarks.server --preset B/16          # random-weight B/16 checkpoint
 """
 
@@ -10,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -38,13 +45,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], root: Path = ROOT) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         port = self.url.rsplit(":", 1)[1]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", port, "--log-level", "warning"],
-            env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
-            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))},
+            cwd=root,
         )  # fmt: skip
         for _ in range(600):
             if self.proc.poll() is not None:
@@ -107,20 +114,53 @@ def sample_videos(folder: Path, n: int = 8) -> list[bytes]:
     return out
 
 
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def raw_throughput(
     checkpoint: Path, videos: list[bytes], batch: int, device: str, dtype: str
-) -> float:
+) -> tuple[float, float, float]:
+    """(clips/s of the model alone at `batch`, its CPU-s per clip, decode CPU-s per clip)."""
     from server.backends.torch_backend import TorchBackend
 
     backend = TorchBackend(checkpoint, device, dtype)
     info = backend.info
-    clips = np.concatenate(
-        [decode_clip(v, info.frames, info.image_size, info.clips, info.crops)[0] for v in videos]
-    )
+
+    def decode_all():
+        return [
+            decode_clip(v, info.frames, info.image_size, info.clips, info.crops, threads=1)[0]
+            for v in videos
+        ]
+
+    decode_all()
+    t = cpu_seconds()
+    clips = np.concatenate(decode_all())
+    decode_cpu = (cpu_seconds() - t) / len(clips)
     reps = int(np.ceil(batch / len(clips)))
     frames = np.concatenate([clips] * reps)[:batch]
     secs = median_seconds(lambda: backend.encode_video(frames, False), device, reps=3)
-    return batch / secs
+    t = cpu_seconds()
+    for _ in range(3):
+        backend.encode_video(frames, False)
+    model_cpu = (cpu_seconds() - t) / (3 * batch)
+    return batch / secs, model_cpu, decode_cpu
+
+
+@contextlib.contextmanager
+def worktree(ref: str):
+    """The repository at `ref`, checked out in a temporary folder (the shipped checkpoint
+    is taken from this tree, so an old commit is measured on today's model files)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), ref], cwd=ROOT,
+                       check=True, capture_output=True)  # fmt: skip
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT,
+                           check=False, capture_output=True)  # fmt: skip
 
 
 def open_vocab(url: str, video: bytes, n_labels: int, reps: int) -> tuple[float, float]:
@@ -163,8 +203,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="fp32")
+    p.add_argument("--baseline", help="a git revision whose server runs the same load")
     p.add_argument(
-        "--decode-workers", type=int, default=0, help="server decode threads (default: its own)"
+        "--env", nargs="*", default=[], help="extra ALT_* settings for the server, KEY=VALUE"
     )
     p.add_argument(
         "--labels",
@@ -173,7 +214,7 @@ def main() -> None:
         help="size of the new label set for the open-vocabulary test",
     )
     a = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
         checkpoint = a.checkpoint
         if checkpoint is None:
@@ -184,18 +225,26 @@ def main() -> None:
         config = load_checkpoint(checkpoint).model.config
         name, views = config.name, config.views  # each video is `views` clips
         videos = sample_videos(tmp)
-        raw = raw_throughput(checkpoint, videos, a.batch, a.device, a.dtype)
+        raw, model_cpu, decode_cpu = raw_throughput(checkpoint, videos, a.batch, a.device, a.dtype)
+        cores = len(os.sched_getaffinity(0))
+        bound = cores / (model_cpu + decode_cpu)
         print(
-            f"Machine: {machine()}\nModel {name} on {a.device} {a.dtype}; raw model throughput at batch {a.batch}: {raw:.2f} clips/s\n"
+            f"Machine: {machine()}\nModel {name} on {a.device} {a.dtype}; raw model throughput at "
+            f"batch {a.batch}: {raw:.2f} clips/s\nAlone, per clip: decode {1000 * decode_cpu:.1f} "
+            f"CPU ms, inference {1000 * model_cpu:.1f} CPU ms; pipeline bound on {cores} cores: "
+            f"{bound:.1f} clips/s\n"
         )
+        servers = [("this", ROOT)]
+        if a.baseline:
+            servers.append((a.baseline, stack.enter_context(worktree(a.baseline))))
+        extra = dict(kv.split("=", 1) for kv in a.env)
         rows = []
-        for batching in (True, False):
+        cached = fresh = float("nan")
+        for label, root in servers:
             env = {"ALT_CHECKPOINT": str(checkpoint), "ALT_DEVICE": a.device, "ALT_DTYPE": a.dtype,
-                   "ALT_MAX_BATCH_SIZE": str(a.batch if batching else 1), "ALT_MAX_WAIT_MS": "5" if batching else "0",
-                   "ALT_MAX_QUEUE": "1024", "ALT_REQUEST_TIMEOUT_S": "600"}  # fmt: skip
-            if a.decode_workers:
-                env["ALT_DECODE_WORKERS"] = str(a.decode_workers)
-            server = Server(env)
+                   "ALT_MAX_BATCH_SIZE": str(a.batch), "ALT_MAX_WAIT_MS": "5",
+                   "ALT_MAX_QUEUE": "1024", "ALT_REQUEST_TIMEOUT_S": "600", **extra}  # fmt: skip
+            server = Server(env, root)
             try:
                 asyncio.run(load(server.url, videos, 2, 4))  # warm
                 for c in a.concurrency:
@@ -203,15 +252,16 @@ def main() -> None:
                     before = httpx.get(server.url + "/metrics").text
                     lat, wall = asyncio.run(load(server.url, videos, c, n))
                     split = stage_means(before, httpx.get(server.url + "/metrics").text)
-                    rows.append(["on" if batching else "off", c, n, n / wall, views * n / wall, 100 * views * n / wall / raw,
+                    clips = views * n / wall
+                    rows.append([label, c, n, n / wall, clips, 100 * clips / raw, 100 * clips / bound,
                                  1000 * percentile(lat, 50), 1000 * percentile(lat, 95), 1000 * percentile(lat, 99),
                                  split["decode"], split["queue"], split["inference"]])  # fmt: skip
-                if batching:
+                if label == "this":
                     cached, fresh = open_vocab(server.url, videos[0], a.labels, 3)
             finally:
                 server.stop()
-        print(table(["batching", "clients", "requests", "videos/s", "clips/s", "% of raw", "p50 ms", "p95 ms", "p99 ms",
-                     "decode ms", "queue ms", "inference ms"], rows))  # fmt: skip
+        print(table(["server", "clients", "requests", "videos/s", "clips/s", "% of raw", "% of bound", "p50 ms",
+                     "p95 ms", "p99 ms", "decode ms", "queue ms", "inference ms"], rows))  # fmt: skip
         print(
             f"\nOpen vocabulary: request with the cached default label set {1000 * cached:.0f} ms; "
             f"with a new set of {a.labels} labels {1000 * fresh:.0f} ms (median of 3)"

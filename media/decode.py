@@ -23,7 +23,7 @@ import bisect
 import io
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -57,6 +57,7 @@ class VideoInfo:
     times_s: tuple[tuple[float, ...], ...]  # per temporal clip, their presentation times
     seeks: int  # keyframe seeks made (0: decoded forward from the start)
     rotation: int = 0  # degrees counterclockwise applied for display
+    decoder: str = "cpu"  # "cuda" when the frames were decoded on a GPU (NVDEC)
     warnings: tuple[str, ...] = field(default=())
 
     def timestamps(self, clip: int = 0) -> list[float]:
@@ -97,13 +98,12 @@ class _Index:
 
     pts: list[int]  # presentation timestamps, sorted; empty for an untimed stream
     keys: list[int]  # presentation timestamps of keyframes, sorted
-    seek_ts: dict[int, int]  # keyframe pts -> the timestamp to seek to (its dts)
     count: int  # frames in the stream
     cut: bool  # the demuxer stopped on damage before the end
 
 
 def _index(container, stream, limits: Limits) -> _Index:
-    pts, keys, seek_ts, untimed, cut = [], [], {}, 0, False
+    pts, keys, untimed, cut = [], [], 0, False
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -114,15 +114,14 @@ def _index(container, stream, limits: Limits) -> _Index:
                 pts.append(packet.pts)
                 if packet.is_keyframe:
                     keys.append(packet.pts)
-                    seek_ts[packet.pts] = packet.dts if packet.dts is not None else packet.pts
             if len(pts) + untimed > limits.max_frames:
                 raise VideoTooLarge(f"the video holds over {limits.max_frames} frames")
     except av.FFmpegError:
         cut = True
     if untimed:  # a raw stream without timestamps: frames are known by their order only
-        return _Index([], [], {}, untimed + len(pts), cut)
+        return _Index([], [], untimed + len(pts), cut)
     pts = sorted(set(pts))
-    return _Index(pts, sorted(set(keys)), seek_ts, len(pts), cut)
+    return _Index(pts, sorted(set(keys)), len(pts), cut)
 
 
 def _rate(stream) -> float:
@@ -223,14 +222,20 @@ def scale_frame(frame: av.VideoFrame, size: int, crops: int, limits: Limits) -> 
 class _Decoder:
     """Decodes frames of one stream forward from a keyframe, skipping what nobody needs."""
 
-    def __init__(self, container, stream, wanted: set[int]) -> None:
+    def __init__(self, container, stream, wanted: set[int], limits: Limits) -> None:
         self.container, self.stream, self.wanted = container, stream, wanted
+        self.limits = limits
         self.errors = 0  # packets the codec rejected (damage)
 
-    def frames_from(self, seek_ts: int | None):
-        """Frames in presentation order, from the keyframe at `seek_ts` (None: no seek)."""
-        if seek_ts is not None:
-            self.container.seek(seek_ts, stream=self.stream, backward=True, any_frame=False)
+    def frames_from(self, key: int | None):
+        """Frames in presentation order, from the keyframe shown at `key` (None: no seek).
+
+        Seeking backward to a keyframe's presentation time lands on it whether the demuxer
+        searches its index by presentation or by decoding time (its decoding time may lie
+        before the previous keyframe's presentation time, and mp4 searches by that).
+        """
+        if key is not None:
+            self.container.seek(key, stream=self.stream, backward=True, any_frame=False)
         ctx = self.stream.codec_context
         packets = self.container.demux(self.stream)
         while True:
@@ -256,13 +261,16 @@ class _Decoder:
                 if self.errors > 16:
                     return
                 continue
-            yield from frames
+            for frame in frames:
+                # A stream may change size mid-way, whatever its header said: check them all.
+                _check_size(frame.width, frame.height, self.limits)
+                yield frame
 
 
-def _decode_timed(container, stream, index: _Index, wanted: list[int], convert):
+def _decode_timed(container, stream, index: _Index, wanted: list[int], convert, limits):
     """pts -> converted frame for the wanted pts; the keyframe index plans the seeks."""
     out: dict[int, np.ndarray] = {}
-    decoder = _Decoder(container, stream, set(wanted))
+    decoder = _Decoder(container, stream, set(wanted), limits)
     frames, position, seeks = None, None, 0
     for target in wanted:
         if target in out:
@@ -272,8 +280,7 @@ def _decode_timed(container, stream, index: _Index, wanted: list[int], convert):
         )
         # Seek when a keyframe lies between where the decoder is and the wanted frame.
         if frames is None or (key is not None and position is not None and key > position):
-            seek = index.seek_ts.get(key, index.pts[0]) if key is not None else index.pts[0]
-            frames, seeks = decoder.frames_from(seek), seeks + 1
+            frames, seeks = decoder.frames_from(key if key is not None else index.pts[0]), seeks + 1
         for frame in frames:
             if frame.pts is None:
                 continue
@@ -285,11 +292,11 @@ def _decode_timed(container, stream, index: _Index, wanted: list[int], convert):
     return out, seeks, decoder.errors
 
 
-def _decode_untimed(container, stream, wanted: set[int], convert):
+def _decode_untimed(container, stream, wanted: set[int], convert, limits):
     """Frame order -> converted frame, decoding forward from the start (no timestamps)."""
     out: dict[int, np.ndarray] = {}
     last = max(wanted)
-    decoder = _Decoder(container, stream, set())
+    decoder = _Decoder(container, stream, set(), limits)
     for i, frame in enumerate(decoder.frames_from(None)):
         if i in wanted:
             out[i] = convert(frame)
@@ -317,8 +324,8 @@ def decode_clip(
 ) -> tuple[np.ndarray, VideoInfo]:
     """Decode the frames a model needs: uint8 `(clips * crops, frames, 3, size, size)`.
 
-    `threads`: codec threads (0: FFmpeg's choice). `hwaccel`: a PyAV `HWAccel` to decode on
-    a GPU (frames come back to host memory for scaling).
+    `threads`: codec threads (0: FFmpeg's choice). `hwaccel`: a PyAV `HWAccel` for CUDA, to
+    decode on the GPU (NVDEC; frames come back to host memory for scaling).
     """
     container = _open(source, hwaccel)
     try:
@@ -352,14 +359,14 @@ def decode_clip(
         try:
             if index.pts:
                 keyed = [index.pts[i] for i in wanted]
-                got, seeks, errors = _decode_timed(container, stream, index, keyed, convert)
+                got, seeks, errors = _decode_timed(container, stream, index, keyed, convert, limits)
                 by_index = {i: got[p] for i, p in zip(wanted, keyed) if p in got}
             else:
                 container.close()  # rewind by reopening: untimed streams may not seek
                 container = _open(source, hwaccel)
                 stream = _video_stream(container)
                 stream.codec_context.thread_count = threads
-                by_index, errors = _decode_untimed(container, stream, set(wanted), convert)
+                by_index, errors = _decode_untimed(container, stream, set(wanted), convert, limits)
         except av.FFmpegError as err:
             raise CorruptVideo(f"the video stream does not decode ({err})") from None
         if not by_index:
@@ -371,7 +378,10 @@ def decode_clip(
             for t, i in enumerate(picks):
                 video[c * crops : (c + 1) * crops, t] = by_index[_nearest(available, i)]
         warnings = _warnings(container, stream, index, fps, lost, len(wanted), errors)
-        return video, _info(stream, index, fps, duration, per_clip, seeks, turns[0], warnings)
+        info = _info(stream, index, fps, duration, per_clip, seeks, turns[0], warnings)
+        if hwaccel is not None and stream.codec_context.is_hwaccel:
+            info = replace(info, decoder="cuda")
+        return video, info
     finally:
         container.close()
 
@@ -447,7 +457,7 @@ def decode_frames(source: bytes | Path, size: int, limits: Limits = Limits()) ->
         stream = _video_stream(container)
         stream.thread_type = "AUTO"
         out = []
-        decoder = _Decoder(container, stream, set())
+        decoder = _Decoder(container, stream, set(), limits)
         for frame in decoder.frames_from(None):
             out.append(scale_frame(frame, size, 1, limits)[0])
             if len(out) >= limits.max_frames:
