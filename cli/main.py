@@ -30,12 +30,9 @@ def _server_settings(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from server.app import serve
 
-    from server.app import create_app
-
-    settings = _server_settings(args)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve(_server_settings(args))
     return 0
 
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from importlib.resources import files
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 
 from .backends import Backend, create_backend
 from .engine import Engine
-from .errors import install_handlers
+from .errors import ERROR_STATUSES, install_handlers, internal_error
 from .metrics import Metrics
 from .routes import meta, recognize, web
+from .schemas import ErrorBody
 from .settings import Settings
+
+# Swagger UI and ReDoc ship inside the fastapi-offline package: /docs works without internet.
+_DOCS_ASSETS = files("fastapi_offline") / "static"
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
@@ -35,6 +41,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         summary="Open-vocabulary video action recognition that explains itself.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses={code: {"model": ErrorBody} for code in ERROR_STATUSES},
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -42,7 +51,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - the one place an unexpected error ends
+            metrics.errors.labels("internal").inc()
+            response = internal_error(exc)
         route = request.scope.get("route")
         metrics.requests.labels(
             getattr(route, "path", "unmatched"), str(response.status_code)
@@ -54,4 +67,41 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.include_router(meta.health)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=str(_DOCS_ASSETS)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="ALT Serve API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc():
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="ALT Serve API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
     return app
+
+
+def serve(settings: Settings) -> None:
+    """Serve on `settings.host:port` with the HTTP bounds of the settings (`alt serve`)."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+    )

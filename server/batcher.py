@@ -107,7 +107,7 @@ class Batcher:
             # wait_for cancels the future on timeout or when the caller is cancelled, and
             # the loop skips cancelled jobs: they never reach the model.
             result = await asyncio.wait_for(job.future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise QueueTimeout(f"no result within {timeout:.1f} s") from None
         return result, job
 
@@ -124,7 +124,7 @@ class Batcher:
                     if remaining <= 0
                     else await asyncio.wait_for(self._queue.get(), remaining)
                 )
-            except (asyncio.TimeoutError, asyncio.QueueEmpty):
+            except (TimeoutError, asyncio.QueueEmpty):
                 break
             if clips + job.size > self.max_batch_size:
                 self._carry = job

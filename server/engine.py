@@ -15,6 +15,7 @@ from media.pool import DecodePool
 from media.worker import Job
 
 from . import explain as ex
+from .admission import Admission
 from .backends import Backend, ClipResult
 from .batcher import Batcher, BatchError, BatchStats, QueueFull, QueueTimeout
 from .errors import BatchFailed, Overloaded, TimedOut
@@ -28,6 +29,9 @@ from .settings import Settings
 class _Payload:
     frames: np.ndarray  # (V, T, 3, H, W) uint8
     explain_regions: bool
+
+
+_LABEL_CHUNK = 64  # labels per text-encoder call
 
 
 class Engine:
@@ -60,6 +64,9 @@ class Engine:
             on_batch=self._on_batch,
         )
         self.label_cache = LabelCache(settings.label_cache_size)
+        self.admission = Admission(settings.max_queue, int(settings.max_uploads_mb * 2**20))
+        self.admit = self.admission.admit
+        self._encoding = asyncio.Semaphore(1)  # one new label set through the text tower at once
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -100,13 +107,35 @@ class Engine:
             return cached
         self.metrics.label_cache.labels("miss").inc()
         loop = asyncio.get_running_loop()
-        emb = await loop.run_in_executor(self._model_pool, self.backend.encode_labels, labels)
+        async with self._encoding:
+            cached = self.label_cache.get(key)  # another request may have encoded it meanwhile
+            if cached is not None:
+                return cached
+            # In chunks, so the model worker runs video batches between them.
+            parts = []
+            for i in range(0, len(labels), _LABEL_CHUNK):
+                chunk = labels[i : i + _LABEL_CHUNK]
+                parts.append(
+                    await loop.run_in_executor(self._model_pool, self.backend.encode_labels, chunk)
+                )
+        emb = np.concatenate(parts)
         self.label_cache.put(key, emb)
         return emb
 
     # ---- one request -------------------------------------------------------------------
 
     async def recognize(
+        self, data: bytes, labels: list[str] | None, top_k: int, explain: Explain
+    ) -> dict:
+        """The whole answer within `request_timeout_s`: decoding, label encoding, the model."""
+        limit = self.settings.request_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                return await self._recognize(data, labels, top_k, explain)
+        except TimeoutError:
+            raise TimedOut(f"no answer within {limit:g} s (ALT_REQUEST_TIMEOUT_S)") from None
+
+    async def _recognize(
         self, data: bytes, labels: list[str] | None, top_k: int, explain: Explain
     ) -> dict:
         t0 = time.perf_counter()

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from media import Limits
+
 # The model `make run` serves when no checkpoint is named: trained by `training/` and
 # shipped inside the package.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
@@ -36,8 +38,12 @@ class Settings(BaseSettings):
     # Batching
     max_batch_size: int = Field(8, ge=1, description="clips per forward pass")
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
-    max_queue: int = Field(64, ge=1, description="requests waiting before 429")
-    request_timeout_s: float = Field(60.0, gt=0, description="queue + inference budget before 504")
+    max_queue: int = Field(
+        64, ge=1, description="requests in progress (upload to answer) before 429"
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="decode + labels + queue + inference budget before 504"
+    )
 
     # Decoding and the split of the cores (README: "Cores: decoding and the model")
     decode_workers: int = Field(
@@ -65,10 +71,23 @@ class Settings(BaseSettings):
     # Input limits
     max_upload_mb: float = Field(100.0, gt=0)
     max_duration_s: float = Field(600.0, gt=0)
-    max_pixels: int = Field(3840 * 2160, ge=1)
+    max_pixels: int = Field(Limits.max_pixels, ge=1)
     max_labels: int = Field(1000, ge=1)
     max_label_chars: int = Field(200, ge=1)
     label_cache_size: int = Field(128, ge=1, description="label sets whose embeddings are kept")
+
+    # HTTP
+    body_timeout_s: float = Field(30.0, gt=0, description="longest stall within an upload")
+    max_uploads_mb: float = Field(
+        1024.0, gt=0, description="upload bytes all requests may hold at once before 429"
+    )
+    keep_alive_s: float = Field(5.0, gt=0, description="idle keep-alive connections close")
+    max_connections: int = Field(
+        1000, ge=1, description="open connections before 503 (uvicorn limit_concurrency)"
+    )
+    shutdown_timeout_s: float = Field(
+        20.0, gt=0, description="on SIGTERM, how long in-flight requests may finish"
+    )
 
     samples_dir: Path | None = Field(
         None,

@@ -1,38 +1,61 @@
-"""Reading the uploaded video with a hard size cap: stop reading as soon as it is exceeded."""
+"""Reading the uploaded video under three bounds: its size (stop as soon as it is exceeded),
+the bytes all uploads hold at once, and how long the client may stall between chunks."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMedia
+from .admission import Ticket
+from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMedia
+from .settings import Settings
 
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 
 
-async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+async def _bounded(
+    stream: AsyncIterator[bytes], limit: int, stall_s: float, ticket: Ticket
+) -> AsyncIterator[bytes]:
     seen = 0
-    async for chunk in stream:
+    chunks = stream.__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(stall_s):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the upload stalled: no bytes for {stall_s:g} s (ALT_BODY_TIMEOUT_S)",
+                headers={"connection": "close"},
+            ) from None
         seen += len(chunk)
         if seen > limit:
-            raise PayloadTooLarge(f"the upload exceeds the limit of {limit / 2**20:.1f} MiB")
+            raise PayloadTooLarge(
+                f"the upload exceeds the limit of {limit / 2**20:.1f} MiB",
+                headers={"connection": "close"},
+            )
+        ticket.hold_bytes(len(chunk))
         yield chunk
 
 
-async def read_video(request: Request, max_bytes: int) -> bytes:
+async def read_video(request: Request, settings: Settings, ticket: Ticket) -> bytes:
     """The video bytes from a multipart field `video` or from a raw `video/*` body."""
+    max_bytes = settings.max_upload_bytes
     ctype = request.headers.get("content-type", "").lower()
     multipart = ctype.startswith("multipart/form-data")
     limit = max_bytes + (_MULTIPART_SLACK if multipart else 0)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
-            f"the upload ({int(declared) / 2**20:.1f} MiB) exceeds the limit of {max_bytes / 2**20:.1f} MiB"
+            f"the upload ({int(declared) / 2**20:.1f} MiB) exceeds the limit of {max_bytes / 2**20:.1f} MiB",
+            headers={"connection": "close"},
         )
-    stream = _capped(request.stream(), limit)
+    stream = _bounded(request.stream(), limit, settings.body_timeout_s, ticket)
     if multipart:
         try:
             form = await MultiPartParser(

@@ -36,11 +36,18 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@health.get("/readyz", summary="Model loaded and batcher running")
+@health.get("/readyz", summary="Ready for traffic: model loaded, batcher running, not saturated")
 async def readyz(engine: EngineDep) -> Response:
-    if engine.ready:
-        info = engine.info
-        return JSONResponse(
-            {"status": "ready", "model": info.name, "backend": info.backend, "device": info.device}
-        )
-    return JSONResponse({"status": "not ready"}, status_code=503)
+    """200 when a request sent now would be admitted; 503 while the model is not loaded, the
+    batcher has stopped, or every admission slot is taken (a load balancer should send
+    elsewhere). The body says which, with the in-flight count against the capacity."""
+    gate = engine.admission
+    facts = {"in_flight": gate.in_flight, "capacity": gate.capacity,
+             "decoding": engine.decoder.busy, "decode_waiting": engine.decoder.waiting}  # fmt: skip
+    if not engine.ready:
+        return JSONResponse({"status": "not ready", **facts}, status_code=503)
+    if gate.saturated:
+        return JSONResponse({"status": "saturated", **facts}, status_code=503)
+    info = engine.info
+    return JSONResponse({"status": "ready", "model": info.name, "backend": info.backend,
+                         "device": info.device, **facts})  # fmt: skip

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from ..deps import EngineDep, SettingsDep, require_key
+from ..errors import ClientGone
 from ..labels import parse_labels
-from ..schemas import ErrorBody, Explain, Recognition
+from ..schemas import Explain, Recognition
 from ..upload import read_video
 
 router = APIRouter(tags=["recognition"], dependencies=[Depends(require_key)])
@@ -37,7 +40,6 @@ _BODY_DOC = {
     response_model=Recognition,
     response_model_exclude_none=True,
     openapi_extra=_BODY_DOC,
-    responses={code: {"model": ErrorBody} for code in (401, 413, 415, 422, 429, 504)},
     summary="Recognize the actions in a video and explain them",
 )
 async def recognize(
@@ -53,6 +55,30 @@ async def recognize(
     top_k: Annotated[int, Query(ge=1, le=1000, description="actions to return")] = 5,
     explain: Annotated[Explain, Query(description="none | entities | regions")] = Explain.entities,
 ) -> dict:
+    """Admission comes first: beyond the server's capacity the answer is 429 at once."""
     label_set = parse_labels(labels, settings.max_labels, settings.max_label_chars)
-    data = await read_video(request, settings.max_upload_bytes)
-    return await engine.recognize(data, label_set, top_k, explain)
+    async with engine.admit() as ticket:  # 429 here, before any upload byte is read
+        data = await read_video(request, settings, ticket)
+        return await until_disconnected(request, engine.recognize(data, label_set, top_k, explain))
+
+
+async def until_disconnected(request: Request, work):
+    """Run `work`; if the client goes away first, cancel it (its decode is killed and its
+    clips never reach the model) and answer nobody."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise ClientGone("the client closed the connection")
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -9,16 +9,12 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from ..deps import SettingsDep
-from ..errors import ServiceError
+from ..errors import NotFound
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 _NAME = re.compile(r"^[\w.-]+\.mp4$")
 
 router = APIRouter(tags=["web"])
-
-
-class NotFound(ServiceError):
-    status, kind = 404, "not_found"
 
 
 def _samples(settings) -> dict[str, Path]:

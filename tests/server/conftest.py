@@ -28,8 +28,8 @@ class ServerProcess:
         path = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         full_env = {**os.environ, **env, "PYTHONPATH": path}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port)],
             env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         deadline = time.time() + 90
