@@ -69,8 +69,20 @@ def serve(conn: Connection, slot: mmap.mmap) -> None:
             conn.send(("video_error", "CorruptVideo", f"{type(err).__name__}: {err}"))
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the server process dies, however it dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str]) -> None:
     fd, slot_fd, slot_bytes, nice, memory_mb = (int(a) for a in argv)
+    _die_with_parent()
     if nice:
         os.nice(nice)
     if memory_mb:

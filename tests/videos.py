@@ -147,3 +147,107 @@ def sized_mp4(width: int, height: int, frames: int = 4) -> bytes:
     buf = io.BytesIO()
     write_video(buf, np.full((frames, height, width, 3), 90, np.uint8), crf=51)
     return buf.getvalue()
+
+
+# ---- small files that are expensive to decode naively ("bombs") -------------------------
+
+
+def _encode(fmt: str, codec: str, frames, pix_fmt: str = "yuv420p", **options) -> bytes:
+    """Encode `frames` (an iterable of uint8 `(H, W, 3)`) into container `fmt`."""
+    buf = io.BytesIO()
+    frames = iter(frames)
+    first = next(frames)
+    with av.open(buf, mode="w", format=fmt) as c:
+        s = c.add_stream(codec, rate=25)
+        s.height, s.width = first.shape[:2]
+        s.pix_fmt = pix_fmt
+        if options:
+            s.options = {k: str(v) for k, v in options.items()}
+        for img in (first, *frames):
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return buf.getvalue()
+
+
+def _flat(h: int, w: int, n: int, step: int = 7):
+    return (np.full((h, w, 3), (40 + step * t) % 256, np.uint8) for t in range(n))
+
+
+def wide_mkv(width: int = 8000, height: int = 2, frames: int = 30) -> bytes:
+    """A frame 4000 times wider than tall: scaled whole to the model's short side, it
+    would be millions of pixels wide."""
+    return _encode("matroska", "libx264", _flat(height, width, frames), crf=51, preset="ultrafast")
+
+
+def static_4k_h264(frames: int = 12) -> bytes:
+    """Raw H.264 (no container duration, no frame count) of static 3840x2160 frames."""
+    return _encode("h264", "libx264", _flat(2160, 3840, frames, 0), crf=51, preset="ultrafast")
+
+
+def size_changing_h264(first=(120, 160), second=(2304, 4096), frames=(6, 3)) -> bytes:
+    """Two raw H.264 streams back to back: the header says the first size, frames of the
+    second follow (by default over the 3840x2160 pixel limit)."""
+    a = _encode("h264", "libx264", _flat(*first, frames[0]), crf=51, preset="ultrafast")
+    b = _encode("h264", "libx264", _flat(*second, frames[1]), crf=51, preset="ultrafast")
+    return a + b
+
+
+def needle_mkv(width: int = 65536, frames: int = 3) -> bytes:
+    """Frames of width x 1 pixels (lossless FFV1 in Matroska)."""
+    return _encode("matroska", "ffv1", _flat(1, width, frames), pix_fmt="yuv444p")
+
+
+# ---- mutants: real videos damaged the ways files get damaged --------------------------
+
+
+def seed_files() -> dict[str, bytes]:
+    """Small real videos in the containers and codecs uploads come in."""
+    frames = gradient_frames(24, 48, 64)
+    out = {}
+    for fmt in ("mp4", "matroska", "h264"):
+        buf = io.BytesIO()
+        write_video(buf, frames, fmt=fmt, keyframe_every=8)
+        out[fmt] = buf.getvalue()
+    out["mp4 faststart"] = faststart_mp4(frames=20, size=(48, 64))
+    out["gif"] = animated_gif(frames=5)
+    return out
+
+
+def mutate(data: bytes, rng: np.random.Generator, others: list[bytes]) -> tuple[str, bytes]:
+    """One mutant of `data`: bit flips, a truncation, a corrupted header, a concatenation,
+    a duplicated or deleted chunk. Returns (kind, bytes)."""
+    kind = rng.choice(["flip", "truncate", "header", "concat", "splice", "delete"])
+    b = bytearray(data)
+    n = len(b)
+    if kind == "flip":
+        for i in rng.integers(0, n, int(rng.integers(1, 64))):
+            b[i] ^= 1 << int(rng.integers(0, 8))
+    elif kind == "truncate":
+        b = b[: int(rng.integers(1, n))]
+    elif kind == "header":
+        end = min(n, int(rng.integers(8, 512)))
+        start = int(rng.integers(0, end))
+        b[start:end] = rng.integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    elif kind == "concat":
+        b += others[int(rng.integers(0, len(others)))]
+    elif kind == "splice":
+        i, j = sorted(rng.integers(0, n, 2))
+        b[i:i] = b[i:j]
+    else:
+        i, j = sorted(rng.integers(0, n, 2))
+        del b[i:j]
+    return str(kind), bytes(b)
+
+
+def mutants(count: int, seed: int = 0):
+    """`count` (name, kind, bytes) mutants of `seed_files()`, the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    files = seed_files()
+    names = sorted(files)
+    others = [files[k] for k in names]
+    for i in range(count):
+        name = names[i % len(names)]
+        kind, data = mutate(files[name], rng, others)
+        yield name, kind, data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..deps import EngineDep, MetricsDep, require_key
@@ -25,7 +25,7 @@ async def entities(engine: EngineDep) -> dict:
     return {"entities": list(engine.info.entity_names)}
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(metrics: MetricsDep, engine: EngineDep) -> Response:
     metrics.queue_depth.set(engine.batcher.depth)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
