@@ -96,6 +96,10 @@ def test_api_key_guards_everything_but_health(keyed, video_dir):
         headers={"content-type": "video/mp4", "authorization": "Bearer s3cret"},
     )  # fmt: skip
     assert ok.status_code == 200
+    # Open by design: the page, its assets and samples, the API's documentation, health.
+    for path in ("/", "/static/app.js", "/samples", "/docs", "/redoc", "/openapi.json",
+                 "/docs-assets/swagger-ui.css"):  # fmt: skip
+        assert httpx.get(url + path).status_code == 200, path
 
 
 def test_settings_reject_a_missing_checkpoint(tmp_path):
