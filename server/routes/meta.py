@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..deps import EngineDep, MetricsDep, require_key
@@ -25,7 +25,11 @@ async def entities(engine: EngineDep) -> dict:
     return {"entities": list(engine.info.entity_names)}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(metrics: MetricsDep, engine: EngineDep) -> Response:
     metrics.queue_depth.set(engine.batcher.depth)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
