@@ -51,6 +51,46 @@ def _recognize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from model.catalog import LABEL_SETS, presets_help
+    from model.config import PRESETS
+
+    # Checked before torch loads, so a typo is answered at once.
+    if args.preset not in PRESETS:
+        raise SystemExit(f"alt init: unknown preset {args.preset!r}; {presets_help(one_line=True)}")
+    if args.pretrained and Path(args.pretrained).suffix and not Path(args.pretrained).is_file():
+        raise SystemExit(f"alt init: weights file not found: {args.pretrained}")
+
+    from model.corpus import merge_entities, read_entity_file
+    from model.init import InitError, init_checkpoint
+
+    entities = None
+    if args.entities is not None:
+        if not args.entities.is_file():
+            raise SystemExit(f"alt init: entity file not found: {args.entities}")
+        given = read_entity_file(args.entities)
+        if args.entities_mode == "extend":
+            from model.catalog import real_world_entities
+
+            given = merge_entities(given, real_world_entities())
+        entities = given
+    if args.label_set not in LABEL_SETS:
+        raise SystemExit(
+            f"alt init: unknown label set {args.label_set!r}; known: {', '.join(LABEL_SETS)}"
+        )
+    try:
+        summary = init_checkpoint(args.out, args.preset, args.pretrained, args.dtype,
+                                  entities, args.label_set, args.merge_r)  # fmt: skip
+    except InitError as err:
+        raise SystemExit(f"alt init: {err}") from None
+    except RuntimeError as err:  # open_clip: an unknown tag, no internet for a download
+        raise SystemExit(
+            f"alt init: could not load CLIP weights {args.pretrained!r}: {err}"
+        ) from None
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def _build_default(args: argparse.Namespace) -> int:
     from training.pipeline import QUICK, build_default
 
@@ -128,6 +168,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.set_defaults(func=_info)
 
+    from model.catalog import INIT_HELP
+
+    init = sub.add_parser(
+        "init",
+        help="an ALT checkpoint from real CLIP weights, served at once (no video read)",
+        description="Write an ALT checkpoint from open_clip CLIP weights: CLIP zero-shot "
+        "with region alignment against a real-world entity corpus, for a named label set.",
+        epilog=INIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument("--preset", default="B/16", help="B/32, B/16, L/14 or L/14-336")
+    init.add_argument(
+        "--pretrained", required=True, help="an open_clip pretrained tag, or a local weights file"
+    )
+    init.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    init.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32",
+                      help="how the weights are stored (fp16 halves the size)")  # fmt: skip
+    init.add_argument("--label-set", dest="label_set", default="kinetics400",
+                      help="default label set: kinetics400, ucf101, hmdb51 or ssv2")  # fmt: skip
+    init.add_argument("--entities", type=Path, help="entity file (JSON or text, one per line)")
+    init.add_argument("--entities-mode", dest="entities_mode", choices=["extend", "replace"],
+                      default="extend", help="add to the real-world corpus, or replace it")  # fmt: skip
+    init.add_argument("--merge-r", dest="merge_r", type=int, help="tokens merged per layer")
+    init.set_defaults(func=_init)
+
     serve = sub.add_parser("serve", help="run the HTTP server (settings also from ALT_* variables)")
     _add_model_flags(serve)
     serve.add_argument("--host")
@@ -188,9 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--regime",
-        choices=["supervised", "zero-shot", "few-shot"],
+        choices=["supervised", "few-shot"],
         default="supervised",
-        help="zero-shot trains on the source set like supervised; evaluate on the target labels",
+        help="few-shot: --shots examples per class; for zero-shot, train on the source set "
+        "and `alt evaluate` on the target labels",
     )
     train.add_argument("--shots", type=int, help="few-shot: examples per class")
     train.add_argument("--frames", type=int, help="override the preset's frames per clip")

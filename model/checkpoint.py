@@ -7,13 +7,18 @@ A checkpoint is one directory:
     corpus.json          the entities
     corpus.safetensors   their (E, D) text embeddings
     labels.json          the default label set
+    labels.safetensors   optional: its (L, D) embeddings under the config's label templates
+
+`config.json` may also hold a `card`: what the model knows (`domain`), where its weights
+came from, its label set. Weights may be stored in fp16 or bf16 (`dtype`); they load into
+an fp32 model either way.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,6 +43,8 @@ class Bundle:
     model: ALT
     corpus: EntityCorpus
     labels: list[str]
+    card: dict = field(default_factory=dict)
+    label_embeddings: torch.Tensor | None = None  # (L, D) for `labels`, when stored
 
 
 def build_alt(
@@ -57,19 +64,42 @@ def build_alt(
     return model, corpus
 
 
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 def save_checkpoint(
-    directory: Path, model: ALT, corpus: EntityCorpus, labels: Sequence[str]
+    directory: Path,
+    model: ALT,
+    corpus: EntityCorpus,
+    labels: Sequence[str],
+    dtype: str = "fp32",
+    card: dict | None = None,
+    label_embeddings: torch.Tensor | None = None,
 ) -> None:
+    """`dtype` stores floating weights in fp16 or bf16 (half the bytes); `card` says what the
+    model knows; `label_embeddings` `(L, D)` spare the server encoding `labels` at start."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
-    (directory / "config.json").write_text(
-        json.dumps({"format_version": FORMAT_VERSION, "alt": config}, indent=2) + "\n"
-    )
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / "model.safetensors"), metadata={"format_version": "1"})
+    head = {"format_version": FORMAT_VERSION, "alt": config}
+    if card:
+        head["card"] = card
+    (directory / "config.json").write_text(json.dumps(head, indent=2) + "\n")
+    store = _DTYPES[dtype]
+    state = {
+        k: (v.to(store) if v.is_floating_point() else v).detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    save_file(state, str(directory / "model.safetensors"), metadata={"dtype": dtype})
     corpus.save(directory)
     (directory / "labels.json").write_text(json.dumps(list(labels), indent=1) + "\n")
+    cached = directory / "labels.safetensors"
+    if label_embeddings is not None:
+        assert label_embeddings.shape[0] == len(labels), "one embedding per label"
+        meta = {"templates": json.dumps(list(model.config.label_templates))}
+        save_file({"embeddings": label_embeddings.float().contiguous().cpu()}, str(cached), meta)
+    elif cached.exists():
+        cached.unlink()
 
 
 def read_config(directory: Path) -> ALTConfig:
@@ -91,6 +121,7 @@ def load_checkpoint(directory: Path, map_location: str | torch.device = "cpu") -
             raise CheckpointError(f"{directory} is incomplete: {name} is missing")
     corpus = EntityCorpus.load(directory)
     labels = json.loads((directory / "labels.json").read_text())
+    card = json.loads((directory / "config.json").read_text()).get("card", {})
     model = ALT(config, create_clip(config.clip_arch), corpus.embeddings)
     state = load_file(str(directory / "model.safetensors"))
     expected = set(model.state_dict())
@@ -104,4 +135,20 @@ def load_checkpoint(directory: Path, map_location: str | torch.device = "cpu") -
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:  # shape mismatches
         raise CheckpointError(f"{directory / 'model.safetensors'}: {err}") from err
-    return Bundle(model.to(map_location).eval(), corpus, labels)
+    return Bundle(
+        model.to(map_location).eval(), corpus, labels, card, _label_embeddings(directory, config)
+    )
+
+
+def _label_embeddings(directory: Path, config: ALTConfig) -> torch.Tensor | None:
+    """The stored default-label embeddings, if made with this config's templates."""
+    path = directory / "labels.safetensors"
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        templates = json.loads((f.metadata() or {}).get("templates", "[]"))
+        if tuple(templates) != tuple(config.label_templates):
+            return None
+        return f.get_tensor("embeddings")
