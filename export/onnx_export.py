@@ -50,7 +50,8 @@ class TextGraph(nn.Module):
         self.alt = alt
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return self.alt.encode_text(tokens)
+        # The whole context through open_clip's tower: shapes must not depend on the tokens.
+        return self.alt.clip.encode_text(tokens, normalize=True)
 
 
 VIDEO_OUTPUTS = ["embedding", "entity_ids", "entity_scores", "region_entities", "patch_entities"]
@@ -102,6 +103,7 @@ def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
         "entity_names": bundle.corpus.names,
         "default_labels": bundle.labels,
         "label_templates": list(cfg.label_templates),
+        "card": bundle.card,
     }
     for key in ("name", "frames", "image_size", "grid"):
         entry = video.metadata_props.add()

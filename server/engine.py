@@ -73,7 +73,12 @@ class Engine:
     async def start(self) -> None:
         self.batcher.start()
         # Warm the default label set so the first request pays no text-encoder cost.
-        await self.label_embeddings(list(self.info.default_labels))
+        labels = list(self.info.default_labels)
+        stored = self.backend.stored_label_embeddings()
+        if stored is not None and len(stored) == len(labels):
+            self.label_cache.put(LabelCache.key(labels, self.info.label_templates), stored)
+        else:
+            await self.label_embeddings(labels)
 
     async def stop(self) -> None:
         await self.batcher.stop()

@@ -12,13 +12,20 @@ from .backends import ClipResult
 def rank_actions(
     embeddings: np.ndarray, label_emb: np.ndarray, labels: Sequence[str], scale: float, top_k: int
 ) -> list[dict]:
-    """embeddings `(V, D)`, label_emb `(L, D)` -> top-k `{label, score}`, softmax averaged over views."""
-    logits = scale * embeddings @ label_emb.T  # (V, L)
+    """embeddings `(V, D)`, label_emb `(L, D)` -> top-k `{label, score, similarity}`: the
+    softmax over the label set and the raw cosine, each averaged over views."""
+    cosine = embeddings @ label_emb.T  # (V, L)
+    logits = scale * cosine
     logits = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
     probs = (probs / probs.sum(axis=1, keepdims=True)).mean(axis=0)
+    similarity = cosine.mean(axis=0)
     order = np.argsort(-probs, kind="stable")[:top_k]
-    return [{"label": labels[i], "score": round(float(probs[i]), 6)} for i in order]
+    return [
+        {"label": labels[i], "score": round(float(probs[i]), 6),
+         "similarity": round(float(similarity[i]), 6)}
+        for i in order
+    ]  # fmt: skip
 
 
 def aligned_entities(views: Sequence[ClipResult], names: Sequence[str], k: int) -> list[dict]:

@@ -7,16 +7,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from model import catalog
+
 from .errors import BadRequest
 
 
 def parse_labels(raw: Sequence[str] | None, max_labels: int, max_chars: int) -> list[str] | None:
-    """`labels=a&labels=b` and `labels=a,b` both work; order kept, duplicates dropped.
+    """`labels=a&labels=b` and `labels=a,b` both work; order kept, duplicates dropped;
+    `labels=@name` names a shipped set (`GET /label-sets`).
 
     The count is checked before anything else, so no label list costs more than a split.
     """
     if raw is None:
         return None
+    if len(raw) == 1 and raw[0].strip().startswith("@"):
+        return named_label_set(raw[0].strip()[1:])
     parts = [part for item in raw for part in item.split(",")]
     if len(parts) > max_labels:
         raise BadRequest(f"{len(parts)} labels given; the limit is {max_labels}")
@@ -29,6 +34,15 @@ def parse_labels(raw: Sequence[str] | None, max_labels: int, max_chars: int) -> 
             raise BadRequest(f"label {label[:40]!r}... is longer than {max_chars} characters")
         labels.setdefault(label)
     return list(labels)
+
+
+def named_label_set(name: str) -> list[str]:
+    """A shipped label set (`labels=@kinetics400`); its size is the set's, not a user's."""
+    try:
+        return catalog.label_set(name)
+    except KeyError:
+        known = ", ".join(f"@{n}" for n in catalog.LABEL_SETS)
+        raise BadRequest(f"unknown label set @{name}; known: {known}") from None
 
 
 class LabelCache:

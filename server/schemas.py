@@ -16,6 +16,11 @@ class Explain(StrEnum):
 class Action(BaseModel):
     label: str
     score: float = Field(description="probability over the label set, averaged over views")
+    similarity: float = Field(
+        description="cosine between the video and the label embedding, averaged over views: "
+        "not calibrated, but comparable across label sets and requests of one model, so a "
+        "client can set a floor below which none of the labels fits"
+    )
 
 
 class AlignedEntity(BaseModel):

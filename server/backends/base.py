@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +25,11 @@ class ModelInfo:
     default_labels: tuple[str, ...]
     label_templates: tuple[str, ...]
     logit_scale: float
+    card: dict = field(default_factory=dict)  # what the model knows (`domain`), its sources
+
+    @property
+    def domain(self) -> str:
+        return self.card.get("domain", "unknown: this checkpoint does not say what it knows")
 
 
 @dataclass
@@ -47,6 +52,10 @@ class Backend(Protocol):
 
     def encode_labels(self, labels: Sequence[str]) -> np.ndarray:
         """Label embeddings `(L, D)`, normalized, averaged over the model's templates."""
+        ...
+
+    def stored_label_embeddings(self) -> np.ndarray | None:
+        """The default labels' embeddings as the checkpoint stores them, if it does."""
         ...
 
 

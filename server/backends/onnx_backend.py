@@ -71,7 +71,11 @@ class OnnxBackend:
             default_labels=tuple(meta["default_labels"]),
             label_templates=tuple(meta["label_templates"]),
             logit_scale=float(meta["logit_scale"]),
+            card=dict(meta.get("card", {})),
         )
+
+    def stored_label_embeddings(self) -> None:
+        return None
 
     def encode_video(self, frames: np.ndarray, explain_regions: bool) -> list[ClipResult]:
         emb, ids, scores, regions, patches = self.video.run(

@@ -44,7 +44,9 @@ class TorchBackend:
             default_labels=tuple(bundle.labels),
             label_templates=cfg.label_templates,
             logit_scale=float(self.model.logit_scale().detach()),
+            card=dict(bundle.card),
         )
+        self._stored_labels = bundle.label_embeddings
 
     def _autocast(self):
         if self.dtype == "fp32":
@@ -67,6 +69,11 @@ class TorchBackend:
             regions,
             patches,
         )
+
+    def stored_label_embeddings(self) -> np.ndarray | None:
+        if self._stored_labels is None:
+            return None
+        return torch.nn.functional.normalize(self._stored_labels.float(), dim=-1).numpy()
 
     @torch.inference_mode()
     def encode_labels(self, labels: Sequence[str]) -> np.ndarray:

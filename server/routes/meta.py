@@ -6,18 +6,50 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from model import catalog
+
 from ..deps import EngineDep, MetricsDep, require_key
+from ..labels import named_label_set
 
 router = APIRouter(tags=["model"], dependencies=[Depends(require_key)])
 health = APIRouter(tags=["health"])
 
 
-@router.get("/labels", summary="The default label set")
+@router.get("/labels", summary="The default label set and the prompt templates")
 async def labels(engine: EngineDep) -> dict:
     return {
         "labels": list(engine.info.default_labels),
         "templates": list(engine.info.label_templates),
+        "domain": engine.info.domain,
     }
+
+
+@router.get("/label-sets", summary="Named label sets: pass one as labels=@name")
+async def label_sets() -> dict:
+    return {
+        "label_sets": [
+            {"name": name, "title": title, "labels": len(catalog.label_set(name))}
+            for name, (title, _) in catalog.LABEL_SETS.items()
+        ]
+    }
+
+
+@router.get("/label-sets/{name}", summary="The labels of a named set")
+async def label_set(name: str) -> dict:
+    return {"name": name, "labels": named_label_set(name)}
+
+
+@router.get("/model", summary="What the served model is and what it knows")
+async def model_info(engine: EngineDep) -> dict:
+    info = engine.info
+    return {
+        "name": info.name, "version": info.version, "backend": info.backend,
+        "device": info.device, "dtype": info.dtype, "frames": info.frames,
+        "image_size": info.image_size, "views": info.clips * info.crops,
+        "domain": info.domain, "card": info.card,
+        "default_labels": len(info.default_labels), "entities": len(info.entity_names),
+        "label_templates": list(info.label_templates),
+    }  # fmt: skip
 
 
 @router.get("/entities", summary="The entity corpus")

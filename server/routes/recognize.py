@@ -49,7 +49,7 @@ async def recognize(
     labels: Annotated[
         list[str] | None,
         Query(
-            description="label set: repeat (labels=a&labels=b) or comma-separate; default: the model's"
+            description="label set: repeat (labels=a&labels=b), comma-separate, or name a shipped set (labels=@kinetics400, see /label-sets); default: the model's"
         ),
     ] = None,
     top_k: Annotated[int, Query(ge=1, le=1000, description="actions to return")] = 5,

@@ -30,6 +30,9 @@ class FlakyBackend:
     def encode_labels(self, labels):
         return self.inner.encode_labels(labels)
 
+    def stored_label_embeddings(self):
+        return self.inner.stored_label_embeddings()
+
 
 class ThreadServer:
     def __init__(self, app) -> None:
