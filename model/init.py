@@ -99,8 +99,9 @@ def init_checkpoint(
     entities = list(entities) if entities is not None else catalog.real_world_entities()
     try:
         model, corpus = build_alt(config, pretrained, entities)
-    except RuntimeError as err:
-        if weights is None or "size mismatch" not in str(err) and "Missing key" not in str(err):
+    except (RuntimeError, AssertionError, KeyError) as err:
+        # open_clip: size mismatches, missing keys, or its own asserts on resized embeddings
+        if weights is None:
             raise
         looks = guess_preset(weights)
         hint = f"; they look like preset {looks} ({PRESETS[looks].clip_arch})" if looks else ""

@@ -43,7 +43,15 @@ def read_samples(kind: str, path: Path, root: Path | None, split: int = 1, subse
 
 
 def train_command(args) -> dict:
+    if not Path(args.train).is_file():
+        raise SystemExit(f"alt train: annotation file not found: {args.train}")
     samples = read_samples(args.format, args.train, args.video_root)
+    missing = [s.path for s in samples if not Path(s.path).is_file()]
+    if missing:
+        raise SystemExit(
+            f"alt train: {len(missing)} of the {len(samples)} videos listed in {args.train} "
+            f"are missing, e.g. {missing[0]}"
+        )
     if args.regime == "few-shot":
         if not args.shots:
             raise SystemExit("alt train: the few-shot regime needs --shots K")
