@@ -23,6 +23,7 @@ import bisect
 import io
 import math
 import random
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -72,7 +73,13 @@ def _open(source: bytes | Path, hwaccel=None) -> av.container.InputContainer:
         data = io.BytesIO(source) if isinstance(source, bytes | bytearray) else str(source)
         return av.open(data, hwaccel=hwaccel) if hwaccel else av.open(data)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as err:
-        raise NotAVideo(f"not a readable video file ({err.__class__.__name__}: {err})") from None
+        raise NotAVideo(f"not a readable video file ({_why(err)})") from None
+
+
+def _why(err: Exception) -> str:
+    """FFmpeg's own words for an error, without its error number ("[Errno 1094995529]")."""
+    text = getattr(err, "strerror", None) or str(err)
+    return re.sub(r"\[Errno -?\d+\]\s*", "", text).strip().rstrip(":") or type(err).__name__
 
 
 def _video_stream(container):
@@ -368,7 +375,7 @@ def decode_clip(
                 stream.codec_context.thread_count = threads
                 by_index, errors = _decode_untimed(container, stream, set(wanted), convert, limits)
         except av.FFmpegError as err:
-            raise CorruptVideo(f"the video stream does not decode ({err})") from None
+            raise CorruptVideo(f"the video stream does not decode ({_why(err)})") from None
         if not by_index:
             raise CorruptVideo("no frame of the video stream decodes; is the file damaged?")
         available = sorted(by_index)

@@ -99,7 +99,7 @@ def init_checkpoint(
     entities = list(entities) if entities is not None else catalog.real_world_entities()
     try:
         model, corpus = build_alt(config, pretrained, entities)
-    except (RuntimeError, AssertionError, KeyError) as err:
+    except (RuntimeError, AssertionError, KeyError):
         # open_clip: size mismatches, missing keys, or its own asserts on resized embeddings
         if weights is None:
             raise

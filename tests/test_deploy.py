@@ -31,3 +31,15 @@ def test_compose_serves_on_8000_with_readiness_check_and_gpu_variant():
         assert (ROOT / svc["build"]["dockerfile"]).is_file()
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert gpu["profiles"] == ["gpu"] and "profiles" not in cpu
+
+
+def test_compose_real_profile_inits_real_weights_into_a_volume_then_serves():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert "models" in compose["volumes"]
+    for name in ("alt-real", "alt-real-gpu"):
+        svc = compose["services"][name]
+        assert svc["profiles"] == ["real"] and "models:/models" in svc["volumes"]
+        script = svc["command"][-1]
+        assert "alt init" in script and "exec .venv/bin/alt serve" in script
+        assert svc["environment"]["ALT_CHECKPOINT"] == "/models/real"
+    assert compose["services"]["alt-real-gpu"]["environment"]["ALT_DEVICE"] == "cuda"

@@ -29,7 +29,7 @@ class ModelInfo:
 
     @property
     def domain(self) -> str:
-        return self.card.get("domain", "unknown: this checkpoint does not say what it knows")
+        return self.card.get("domain", "unknown (this checkpoint does not say)")
 
 
 @dataclass

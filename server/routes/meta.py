@@ -39,7 +39,7 @@ async def label_set(name: str) -> dict:
     return {"name": name, "labels": named_label_set(name)}
 
 
-@router.get("/model", summary="What the served model is and what it knows")
+@health.get("/model", summary="What the served model is and what it knows (open)")
 async def model_info(engine: EngineDep) -> dict:
     info = engine.info
     return {

@@ -29,6 +29,11 @@ async def page() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    return FileResponse(WEB_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
 @router.get("/samples", summary="Sample videos of the model's world")
 async def samples(settings: SettingsDep) -> dict:
     return {"samples": list(_samples(settings))}

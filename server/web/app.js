@@ -17,6 +17,17 @@ function showError(message) {
   const box = $("error");
   box.textContent = message;
   box.hidden = !message;
+  if (message) $("result").hidden = true;  // never leave an older answer under a new error
+}
+
+function textColor(hex) {
+  // Dark text on light chips, white on dark ones (relative luminance of the chip color).
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255);
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.55 ? "#1d1f23" : "#fff";
+}
+
+function authHeaders() {
+  return $("key").value ? { Authorization: "Bearer " + $("key").value } : {};
 }
 
 async function recognize() {
@@ -25,12 +36,12 @@ async function recognize() {
   $("busy").hidden = false;
   $("go").disabled = true;
   const params = new URLSearchParams({ explain: "regions", top_k: "5" });
-  const labels = $("labels").value.trim();
+  const labels = $("labels").value.trim() || $("label-set").value;
   if (labels) params.set("labels", labels);
   const body = new FormData();
   body.append("video", chosen, chosen.name || "video.mp4");
-  const headers = {};
-  if ($("key").value) headers["Authorization"] = "Bearer " + $("key").value;
+  const headers = authHeaders();
+  $("result").hidden = true;
   try {
     const resp = await fetch("/recognize?" + params, { method: "POST", body, headers });
     const data = await resp.json().catch(() => ({}));
@@ -38,7 +49,7 @@ async function recognize() {
       let detail = data.detail;
       if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; ");
       if (resp.status === 401) $("key-box").open = true;
-      throw new Error(`${resp.status}: ${detail || resp.statusText}`);
+      throw new Error(detail || `${resp.status} ${resp.statusText}`);
     }
     last = data;
     await render(data);
@@ -80,13 +91,14 @@ function drawOverlay(canvas, grid, highlight) {
   for (let y = 0; y < rows; y++) {
     for (let x = 0; x < cols; x++) {
       const e = grid[y][x];
-      if (e < 0 || (highlight !== null && e !== highlight)) continue;
+      // Nothing hovered: the frame stays clear; hovered: only that entity's patches.
+      if (e < 0 || highlight === null || e !== highlight) continue;
       const hex = PALETTE[e % PALETTE.length];
       const i = 4 * (y * cols + x);
       pixels.data[i] = parseInt(hex.slice(1, 3), 16);
       pixels.data[i + 1] = parseInt(hex.slice(3, 5), 16);
       pixels.data[i + 2] = parseInt(hex.slice(5, 7), 16);
-      pixels.data[i + 3] = highlight === null ? 100 : 170;
+      pixels.data[i + 3] = 170;
     }
   }
   small.putImageData(pixels, 0, 0);
@@ -98,7 +110,7 @@ function drawOverlay(canvas, grid, highlight) {
 
 function highlight(index) {
   document.querySelectorAll(".frame canvas.overlay").forEach((c) => drawOverlay(c, JSON.parse(c.dataset.grid), index));
-  document.querySelectorAll(".chip").forEach((c, i) => c.classList.toggle("dim", index !== null && i !== index));
+  document.querySelectorAll(".chip").forEach((c) => c.classList.toggle("dim", index !== null && Number(c.dataset.index) !== index));
 }
 
 async function render(data) {
@@ -106,7 +118,7 @@ async function render(data) {
   actions.innerHTML = "";
   for (const a of data.actions) {
     const li = document.createElement("li");
-    li.innerHTML = `<span class="label"></span> <small>${(a.score * 100).toFixed(1)}%</small><div class="bar"></div>`;
+    li.innerHTML = `<span class="label"></span> <small>${(a.score * 100).toFixed(1)}% · cosine ${a.similarity.toFixed(3)}</small><div class="bar"></div>`;
     li.querySelector(".label").textContent = a.label;
     li.querySelector(".bar").style.width = `${Math.max(2, a.score * 100)}%`;
     actions.appendChild(li);
@@ -114,9 +126,12 @@ async function render(data) {
   const entities = $("entities");
   entities.innerHTML = "";
   (data.entities || []).forEach((e, i) => {
+    if (e.score < 0.005) return;  // under half a percent of the clip: not worth a chip
     const chip = document.createElement("span");
     chip.className = "chip";
+    chip.dataset.index = i;
     chip.style.background = PALETTE[i % PALETTE.length];
+    chip.style.color = textColor(PALETTE[i % PALETTE.length]);
     chip.textContent = `${e.name} ${(e.score * 100).toFixed(0)}%`;
     chip.onmouseenter = () => highlight(i);
     chip.onmouseleave = () => highlight(null);
@@ -146,7 +161,8 @@ async function render(data) {
     drawOverlay(overlay, region.grid, null);
   }
   const v = data.video, t = data.timings;
-  $("facts").textContent = `${v.width}×${v.height}, ${v.duration_s} s at ${v.fps} fps · ` +
+  const warned = (data.warnings || []).length ? ` · ${data.warnings.join("; ")}` : "";
+  $("facts").textContent = `${v.width}×${v.height}, ${v.duration_s} s at ${v.fps} fps${warned} · ` +
     `decode ${t.decode_ms} ms, queue ${t.queue_ms} ms, inference ${t.inference_ms} ms, total ${t.total_ms} ms · ` +
     `${data.model.name} (${data.model.backend})`;
   $("result").hidden = false;
@@ -189,4 +205,24 @@ drop.addEventListener("drop", (e) => {
 });
 $("go").addEventListener("click", recognize);
 $("labels").addEventListener("keydown", (e) => { if (e.key === "Enter") recognize(); });
+async function loadModel() {
+  try {
+    const info = await (await fetch("/model")).json();
+    $("domain").textContent = `Model ${info.name} knows: ${info.domain}.`;
+    $("domain").hidden = false;
+  } catch (err) { /* the note stays hidden */ }
+  try {
+    const resp = await fetch("/label-sets", { headers: authHeaders() });
+    if (!resp.ok) return;
+    for (const set of (await resp.json()).label_sets) {
+      const option = document.createElement("option");
+      option.value = `@${set.name}`;
+      option.textContent = `${set.title} (${set.labels} labels)`;
+      $("label-set").appendChild(option);
+    }
+    $("label-set").hidden = false;
+  } catch (err) { /* no picker */ }
+}
+
 loadSamples();
+loadModel();
