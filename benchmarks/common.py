@@ -3,10 +3,14 @@ matmul peak, and markdown tables."""
 
 from __future__ import annotations
 
+import importlib.util
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -67,3 +71,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# The decoder before media/ (model/video.py at this commit), measured side by side with it.
+LEGACY_DECODER = ("8f3b2e1", "model/video.py")
+
+
+def module_at(ref: str, path: str, name: str) -> ModuleType:
+    """A file of this repository as it was at commit `ref`, imported as module `name`, so a
+    benchmark measures an earlier implementation beside today's without keeping a copy."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        ["git", "show", f"{ref}:{path}"], cwd=root, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{path} at {ref} is not in this clone's history: {proc.stderr}")
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    exec(compile(proc.stdout, f"{ref}:{path}", "exec"), module.__dict__)  # noqa: S102
+    return module

@@ -1,5 +1,6 @@
 """Decoding: CPU time to get a model's frames out of a video, the decoder before `media/`
-(full-size RGB and a torch resize; the server's old defaults) against `media.decode_clip`
+(`model/video.py` at commit 8f3b2e1, read from git: full-size RGB and a torch resize; the
+server's old defaults) against `media.decode_clip`
 (the sampled frames only, seeks planned on keyframes, scaled in libswscale; one codec
 thread, as a decode worker runs it), and as a share of a ViT-B/16 clip's CPU time.
 
@@ -16,9 +17,9 @@ import numpy as np
 import torch
 
 from media import decode_clip, write_video
+from tests.videos import gradient_frames
 
-from .common import table
-from .legacy_decode import decode_clip as legacy_decode_clip
+from .common import LEGACY_DECODER, module_at, table
 
 SIZES = {"480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920)}
 
@@ -30,14 +31,7 @@ def make_video(
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    n = int(seconds * fps)
-    rng = np.random.default_rng(0)
-    base = (np.add.outer(np.arange(height), np.arange(width)) % 256).astype(np.uint8)
-    frames = np.empty((n, height, width, 3), np.uint8)
-    for t in range(n):
-        frames[t, ..., 0] = np.roll(base, 3 * t, axis=1)
-        frames[t, ..., 1] = np.roll(base, 2 * t, axis=0)
-        frames[t, ..., 2] = rng.integers(0, 40, (height, width), dtype=np.uint8)
+    frames = gradient_frames(int(seconds * fps), height, width)
     write_video(path, frames, fps=fps, crf=28, keyframe_every=keyframe_every)
     return path
 
@@ -128,13 +122,14 @@ def nvdec_rows(folder: Path, frames: int, reps: int, names: list[str], seconds: 
 def run(folder: Path, frames: int, reps: int, names: list[str], seconds: float, model: bool) -> str:
     torch.set_num_threads(1)  # one core's CPU time, as one decode worker spends it
     rows = []
+    legacy = module_at(*LEGACY_DECODER, "legacy_video")
     vit = vit_clip_cpu(frames, reps) if model else None
     for name, paths, size in cases(folder, names, seconds):
         datas = [p.read_bytes() for p in paths]
 
         def old(size=size, datas=datas):
             for d in datas:
-                legacy_decode_clip(d, frames, size)
+                legacy.decode_clip(d, frames, size)
 
         def new(size=size, datas=datas):
             for d in datas:

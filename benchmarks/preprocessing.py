@@ -22,8 +22,7 @@ from training.evaluate import accuracy, embed
 from training.generate import generate_world
 from training.train import ALTVideo
 
-from .common import table
-from .legacy_decode import decode_frames as legacy_decode_frames
+from .common import LEGACY_DECODER, module_at, table
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
 
@@ -61,8 +60,9 @@ def main() -> None:
         generate_world(
             world, {"train": 0, "val": 0, "test": n, "fewshot": 0, "zeroshot": n}, seed=a.seed
         )
+        legacy = module_at(*LEGACY_DECODER, "legacy_video")
         decoders = {
-            "before media/ (torch resize)": lambda p, s: legacy_decode_frames(p, s),
+            "before media/ (torch resize)": lambda p, s: legacy.decode_frames(p, s),
             "media/ (libswscale)": lambda p, s: torch.from_numpy(decode_frames(p, s)),
         }
         rows = []

@@ -67,6 +67,7 @@ def _one_line_error(proc, *words):
         assert w in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(weights, tmp_path):
     _one_line_error(
         alt("init", "--preset", "B/64", "--pretrained", "openai", "--out", str(tmp_path / "a")),
