@@ -7,6 +7,7 @@ import importlib.util
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -87,5 +88,6 @@ def module_at(ref: str, path: str, name: str) -> ModuleType:
     if proc.returncode != 0:
         raise RuntimeError(f"{path} at {ref} is not in this clone's history: {proc.stderr}")
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    sys.modules[name] = module  # dataclasses look their module up while it runs
     exec(compile(proc.stdout, f"{ref}:{path}", "exec"), module.__dict__)  # noqa: S102
     return module
