@@ -14,9 +14,11 @@ from torch import Tensor
 
 
 def alignment_logits(regions: Tensor, entities: Tensor, tau: float) -> Tensor:
-    """Cosine similarity / tau: regions `(..., R, D)`, entities `(E, D)` -> `(..., R, E)`."""
-    regions = F.normalize(regions, dim=-1)
-    entities = F.normalize(entities, dim=-1)
+    """Cosine similarity / tau: regions `(..., R, D)`, entities `(E, D)` -> `(..., R, E)`,
+    in fp32 whatever the model's dtype (an argmax over ~1000 entities must not flip on
+    bf16 rounding)."""
+    regions = F.normalize(regions.float(), dim=-1)
+    entities = F.normalize(entities.float(), dim=-1)
     return regions @ entities.t() / tau
 
 

@@ -90,9 +90,19 @@ class ALT(nn.Module):
     # ---- video -------------------------------------------------------------------------
 
     def normalize(self, frames: Tensor) -> Tensor:
-        """uint8 frames `(B, T, 3, H, W)` -> CLIP-normalized float frames."""
+        """uint8 frames `(B, T, 3, H, W)` -> CLIP-normalized frames in the weights' dtype
+        (the arithmetic in fp32)."""
         x = frames.to(self.pixel_mean.dtype) / 255.0
-        return (x - self.pixel_mean) / self.pixel_std
+        return ((x - self.pixel_mean) / self.pixel_std).to(self.alpha.dtype)
+
+    def cast_weights(self, dtype: torch.dtype) -> ALT:
+        """Serve in bf16 or fp16 with every weight cast once, not autocast per forward; the
+        pixel statistics and the entity embeddings stay fp32, and so do alignment and the
+        final normalization, where a low-precision tie could change an answer."""
+        self.to(dtype)
+        for name in ("pixel_mean", "pixel_std", "entities"):
+            setattr(self, name, getattr(self, name).float())
+        return self
 
     def encode_frames(
         self, frames: Tensor, track_source: bool = False, merge: MergeFn = merge_step
@@ -142,7 +152,7 @@ class ALT(nn.Module):
         # Forward: exactly the entity's text embedding; backward: gradient into its score,
         # and through the straight-through assignment into regions and entities.
         gate = (scores - scores.detach() + 1.0).unsqueeze(-1)
-        queries = self.entities[ids] * gate  # (B, K, D)
+        queries = (self.entities[ids] * gate).to(regions.dtype)  # (B, K, D)
         cls = out.cls.reshape(b, t, -1)  # (B, T, D)
         # Fewer than K entities may be aligned in a clip: the empty slots (score 0) stay hidden.
         adapted = self.adapter(queries, regions, sizes, cls, present=scores > 0)  # (B, D)
@@ -150,7 +160,7 @@ class ALT(nn.Module):
         video = pooled + self.alpha * adapted
         if self.temporal is not None:
             video = video + self.temporal(cls)
-        embedding = F.normalize(video, dim=-1)
+        embedding = F.normalize(video.float(), dim=-1)
         return VideoOutput(
             embedding=embedding,
             entity_ids=ids,

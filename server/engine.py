@@ -71,6 +71,11 @@ class Engine:
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        warmup = getattr(self.backend, "warmup", None)
+        if self.settings.compile and warmup is not None:
+            # Compile every batch bucket before the server reports ready.
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._model_pool, warmup, self.settings.max_batch_size)
         self.batcher.start()
         # Warm the default label set so the first request pays no text-encoder cost.
         labels = list(self.info.default_labels)

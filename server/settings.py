@@ -36,7 +36,14 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
 
     # Batching
-    max_batch_size: int = Field(8, ge=1, description="clips per forward pass")
+    max_batch_size: int | None = Field(
+        None, ge=1, description="clips per forward pass (default: 8 on the CPU, 64 on a GPU)"
+    )
+    compile: bool = Field(
+        False,
+        description="torch: compile the video forward per batch bucket (1, 2, 4, ... up to "
+        "max_batch_size; CUDA graphs for the small ones on a GPU), warmed up at start-up",
+    )
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
     max_queue: int = Field(
         64, ge=1, description="requests in progress (upload to answer) before 429"
@@ -104,6 +111,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.max_batch_size is None:
+            # Measured: on the CPU throughput is flat past 8 clips (BENCHMARKS.md); a GPU
+            # wants far more clips per pass than that.
+            self.max_batch_size = 64 if self.device.startswith("cuda") else 8
         if self.backend == "torch" and not (self.checkpoint / "config.json").is_file():
             raise ValueError(f"no ALT checkpoint at {self.checkpoint} (config.json missing)")
         if self.backend != "torch" and self.onnx_dir is None:

@@ -10,8 +10,12 @@ def create_backend(settings: Settings) -> Backend:
     if settings.backend == "torch":
         from .torch_backend import TorchBackend
 
+        buckets = ()
+        if settings.compile:
+            buckets = tuple(b for b in (1, 2, 4, 8, 16, 32, 64, 128) if b < settings.max_batch_size)
+            buckets += (settings.max_batch_size,)
         return TorchBackend(
-            settings.checkpoint, settings.device, settings.dtype, settings.model_threads
+            settings.checkpoint, settings.device, settings.dtype, settings.model_threads, buckets
         )
     if settings.backend == "onnxruntime":
         from .onnx_backend import OnnxBackend
