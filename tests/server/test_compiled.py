@@ -77,3 +77,17 @@ def test_bf16_weights_cast_once_give_the_fp32_top5_on_real_videos(tmp_path):
     # their scores differ by less than bf16 resolves.
     assert [t[0] for t in top["bf16"]] == [t[0] for t in top["fp32"]]
     assert [set(t) for t in top["bf16"]] == [set(t) for t in top["fp32"]]
+
+
+@pytest.mark.gpu
+def test_cuda_graph_buckets_answer_as_eager_on_a_gpu(tiny_checkpoint, video_dir):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    eager = TorchBackend(tiny_checkpoint, device="cuda")
+    graphs = TorchBackend(tiny_checkpoint, device="cuda", buckets=(1, 2, 4))  # CUDA graphs
+    graphs.warmup(4)
+    info = eager.info
+    clips = _clips(video_dir, 3, info.frames, info.image_size)
+    for w, g in zip(eager.encode_video(clips, False), graphs.encode_video(clips, False)):
+        np.testing.assert_allclose(g.embedding, w.embedding, atol=1e-4)
+        assert g.entity_ids.tolist() == w.entity_ids.tolist()
