@@ -135,7 +135,19 @@ class ALT(nn.Module):
         `gumbel=True` samples the alignment (training); the default argmax is deterministic.
         """
         b, t = frames.shape[:2]
-        out = self.encode_frames(frames, track_source, merge)
+        return self.align_and_adapt(self.encode_frames(frames, track_source, merge), b, t,
+                                    gumbel, generator)  # fmt: skip
+
+    def align_and_adapt(
+        self,
+        out,
+        b: int,
+        t: int,
+        gumbel: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> VideoOutput:
+        """What follows the image tower: the frames' `RegionOutput` (`B*T` frames) ->
+        alignment to the corpus, the adapter, the video embedding."""
         r = out.regions.shape[1]
         regions = out.regions.reshape(b, t, r, -1)  # (B, T, R, D)
         sizes = out.sizes.reshape(b, t, r)  # (B, T, R)
