@@ -40,7 +40,8 @@ def _variant(alt, cfg, r: int, dtype: str, device: str, entities: torch.Tensor):
 
 
 def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], device: str, reps: int,
-        onnx_rs: list[int], entities: int = 1000, compiled: bool = False) -> str:  # fmt: skip
+        onnx_rs: list[int], entities: int = 1000, compiled: bool = False,
+        autocast: bool = False) -> str:  # fmt: skip
     """Interleaved per batch: CLIP mean pooling and ALT at each r, each dtype (weights cast
     once, as served), eager and with `compiled` also torch.compile'd (static shapes)."""
     torch.manual_seed(0)
@@ -61,9 +62,14 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
         for dname in dtypes:
             models = {r: _variant(alt, cfg, r, dname, device, bank) for r in rs}
             base = models[rs[0]]
-            for mode in modes:
+            for mode in modes + (["autocast"] if autocast and DTYPES[dname] else []):
                 wrap = torch.compile if mode == "compiled" else (lambda f: f)
-                tag = "" if mode == "eager" else " compiled"
+                tag = "" if mode == "eager" else f" {mode}"
+                if mode == "autocast":  # fp32 weights re-cast inside every forward
+                    models = {r: _variant(alt, cfg, r, "fp32", device, bank) for r in rs}
+                    base = models[rs[0]]
+                cast = torch.autocast(device.split(":")[0], dtype=DTYPES[dname],
+                                      enabled=mode == "autocast")  # fmt: skip
 
                 def pool(x, base=base):
                     return (
@@ -74,8 +80,8 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
 
                 pool_fn = wrap(pool)
 
-                def clip_pool(pool_fn=pool_fn):
-                    with torch.inference_mode():
+                def clip_pool(pool_fn=pool_fn, cast=cast):
+                    with torch.inference_mode(), cast:
                         pool_fn(frames)
 
                 secs = median_seconds(clip_pool, device, reps=reps)
@@ -90,8 +96,8 @@ def run(preset_name: str, batches: list[int], rs: list[int], dtypes: list[str], 
 
                     fn = wrap(encode)
 
-                    def forward(fn=fn):
-                        with torch.inference_mode():
+                    def forward(fn=fn, cast=cast):
+                        with torch.inference_mode(), cast:
                             fn(frames)
 
                     secs = median_seconds(forward, device, reps=reps)
@@ -194,6 +200,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="batch 1, one rep: a smoke run")
     p.add_argument("--entities", type=int, default=1000, help="entity corpus size")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd forwards")
+    p.add_argument("--autocast", action="store_true",
+                   help="also time bf16/fp16 as autocast over fp32 weights")  # fmt: skip
     a = p.parse_args()
     dtypes = a.dtypes or (
         ["fp32", "bf16", "fp16"] if a.device.startswith("cuda") else ["fp32", "bf16"]
@@ -201,7 +209,18 @@ def main() -> None:
     if a.quick:
         a.batches, a.reps = [1], 1
     print(
-        run(a.preset, a.batches, a.rs, dtypes, a.device, a.reps, a.onnx_rs, a.entities, a.compile)
+        run(
+            a.preset,
+            a.batches,
+            a.rs,
+            dtypes,
+            a.device,
+            a.reps,
+            a.onnx_rs,
+            a.entities,
+            a.compile,
+            a.autocast,
+        )
     )
 
 
