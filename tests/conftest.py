@@ -45,3 +45,14 @@ def video_dir(tmp_path_factory) -> Path:
     for i in range(4):
         moving_square_video(d / f"clip{i}.mp4", frames=30 + 5 * i, seed=i)
     return d
+
+
+@pytest.fixture(scope="session")
+def clip_weights(tmp_path_factory) -> Path:
+    """CLIP weights saved as users save open_clip state dicts (random: nothing downloads)."""
+    from model.clip import create_clip
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("weights") / "tiny_clip.pt"
+    torch.save(create_clip("ALT-tiny").state_dict(), path)
+    return path

@@ -5,7 +5,6 @@ import sys
 
 import httpx
 import pytest
-import torch
 
 from model import catalog
 from tests.server.conftest import ServerProcess
@@ -16,13 +15,8 @@ def alt(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(2)
-    from model.clip import create_clip
-
-    path = tmp_path_factory.mktemp("w") / "clip.pt"
-    torch.save(create_clip("ALT-tiny").state_dict(), path)
-    return path
+def weights(clip_weights):
+    return clip_weights
 
 
 @pytest.mark.slow

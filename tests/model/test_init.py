@@ -13,14 +13,8 @@ from tests.videos import moving_square_video
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """A CLIP state dict saved as users save open_clip weights (random: no download here)."""
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("weights") / "tiny_clip.pt"
-    from model.clip import create_clip
-
-    torch.save(create_clip("ALT-tiny").state_dict(), path)
-    return path
+def weights(clip_weights):
+    return clip_weights
 
 
 @pytest.fixture(scope="module")
