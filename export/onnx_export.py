@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from model.alt import ALT
 from model.checkpoint import load_checkpoint
+from model.clip import tokenizer
 
 from .token_merge import BODY_OPSET, attach, merge_for_export
 
@@ -88,6 +89,7 @@ def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
             )  # fmt: skip
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
+    (out / "tokenizer.json").write_text(json.dumps(tokenizer_spec(tokenizer(cfg.clip_arch))))
     video = attach(onnx.load(str(out / "video.onnx")))
     meta = {
         "name": cfg.name,
@@ -119,3 +121,21 @@ def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
             bias=alt.label_proj.bias.detach().numpy(),
         )
     return meta
+
+
+def tokenizer_spec(tok) -> dict:
+    """What a torch-free CLIP tokenizer needs (`server/tokenizer.py`), from open_clip's own
+    `SimpleTokenizer`: the vocabulary in id order, the merges in rank order, the byte-to-symbol
+    table, the word pattern, the special tokens and the context length."""
+    vocab = [""] * len(tok.encoder)
+    for token, i in tok.encoder.items():
+        vocab[i] = token
+    return {
+        "context_length": tok.context_length,
+        "sot": tok.sot_token_id,
+        "eot": tok.eot_token_id,
+        "pattern": tok.pat.pattern,
+        "byte_symbols": [tok.byte_encoder[b] for b in range(256)],
+        "vocab": vocab,
+        "merges": [list(m) for m in sorted(tok.bpe_ranks, key=tok.bpe_ranks.get)],
+    }

@@ -1,4 +1,5 @@
-"""ONNX Runtime runtime over an `alt export onnx` directory: no PyTorch in the forward pass.
+"""ONNX Runtime runtime over an `alt export onnx` directory: no PyTorch at all (the label
+tokenizer is `server/tokenizer.py`, fed by the export's `tokenizer.json`).
 
 The CPU execution provider everywhere; CUDA (and TensorRT) providers with onnxruntime-gpu.
 A GPU build silently falls back to the CPU when CUDA libraries are missing, so the providers
@@ -15,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from model.clip import tokenizer
-
+from ..tokenizer import BpeTokenizer
 from .base import ClipResult, ModelInfo, split_results
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,12 @@ class OnnxBackend:
         if device.startswith("cuda") and "CUDAExecutionProvider" not in active:
             log.warning("CUDA was asked for, but ONNX Runtime runs on %s (is onnxruntime-gpu installed "
                         "with its CUDA libraries?)", active)  # fmt: skip
-        self._tokenize = tokenizer(meta["clip_arch"])
+        if (onnx_dir / "tokenizer.json").is_file():
+            self._tokenize = BpeTokenizer.load(onnx_dir / "tokenizer.json")  # no torch needed
+        else:  # an export from before tokenizer.json: open_clip's tokenizer (imports torch)
+            from model.clip import tokenizer
+
+            self._tokenize = tokenizer(meta["clip_arch"])
         self.label_map = None
         if (onnx_dir / "label_map.npz").is_file():
             with np.load(onnx_dir / "label_map.npz") as m:
@@ -86,7 +91,7 @@ class OnnxBackend:
     def encode_labels(self, labels: Sequence[str]) -> np.ndarray:
         templates = self.info.label_templates
         prompts = [t.format(label) for label in labels for t in templates]
-        tokens = self._tokenize(prompts).numpy()
+        tokens = np.asarray(self._tokenize(prompts), dtype=np.int64)
         (feats,) = self.text.run(None, {"tokens": tokens})
         feats = feats.reshape(len(labels), len(templates), -1).mean(axis=1)
         feats = feats / np.linalg.norm(feats, axis=-1, keepdims=True)
