@@ -43,3 +43,16 @@ def test_compose_real_profile_inits_real_weights_into_a_volume_then_serves():
         assert "alt init" in script and "exec .venv/bin/alt serve" in script
         assert svc["environment"]["ALT_CHECKPOINT"] == "/models/real"
     assert compose["services"]["alt-real-gpu"]["environment"]["ALT_DEVICE"] == "cuda"
+
+
+def test_compose_slim_service_serves_an_onnx_export_on_loopback_as_non_root():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    slim = compose["services"]["alt-slim"]
+    assert slim["profiles"] == ["slim"] and slim["image"] == "alt-serve:slim"
+    assert slim["ports"] == ["${ALT_BIND:-127.0.0.1}:${ALT_HOST_PORT:-8000}:8000"]
+    assert slim["volumes"][0].endswith(":/models/onnx:ro")
+    dockerfile = (ROOT / slim["build"]["dockerfile"]).read_text()
+    assert "USER alt" in dockerfile and "ALT_BACKEND=onnxruntime" in dockerfile
+    assert "ARG BASE=" in dockerfile and "--mount=type=secret,id=pipcert" in dockerfile
+    requirements = (ROOT / "docker" / "requirements-slim.txt").read_text()
+    assert "torch" not in requirements and "open_clip" not in requirements
