@@ -144,7 +144,6 @@ class DecodePool:
         self._workers = [_Worker(slot_bytes, nice, memory_mb) for _ in range(workers)]
         self._idle: asyncio.Queue[_Worker] | None = None
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="alt-decode")
-        self._lock = threading.Lock()
         self.waiting = 0  # jobs waiting for a free worker
         self.busy = 0  # jobs being decoded
 

@@ -64,7 +64,7 @@ def build_alt(
     return model, corpus
 
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+STORED_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def save_checkpoint(
@@ -85,7 +85,7 @@ def save_checkpoint(
     if card:
         head["card"] = card
     (directory / "config.json").write_text(json.dumps(head, indent=2) + "\n")
-    store = _DTYPES[dtype]
+    store = STORED_DTYPES[dtype]
     state = {
         k: (v.to(store) if v.is_floating_point() else v).detach().contiguous().cpu()
         for k, v in model.state_dict().items()

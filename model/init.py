@@ -16,7 +16,7 @@ import torch
 
 from . import catalog
 from .catalog import presets_help
-from .checkpoint import build_alt, save_checkpoint
+from .checkpoint import STORED_DTYPES, build_alt, save_checkpoint
 from .clip import arch_config
 from .config import PRESETS, preset
 from .corpus import Entity
@@ -33,8 +33,6 @@ INIT_LABEL_TEMPLATES: tuple[str, ...] = (
     "a video of {}.",
 )
 INIT_ENTITY_TEMPLATES: tuple[str, ...] = ("a photo of a {}.", "a photo of the {}.", "a {}.")
-
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class InitError(ValueError):
@@ -85,7 +83,7 @@ def init_checkpoint(
     """Write an ALT checkpoint that serves at once; returns a summary of what it holds."""
     if preset_name not in PRESETS:
         raise InitError(f"unknown preset {preset_name!r}; {presets_help(one_line=True)}")
-    if dtype not in _DTYPES:
+    if dtype not in STORED_DTYPES:
         raise InitError(f"unknown dtype {dtype!r}; choose fp32, fp16 or bf16")
     labels = catalog.label_set(label_set)  # KeyError names the sets
     config = preset(preset_name).replace(
