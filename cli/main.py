@@ -30,9 +30,48 @@ def _server_settings(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = _server_settings(args)
+    if args.ray:
+        try:
+            from server.cluster import run
+        except ImportError as err:
+            raise SystemExit(f"alt serve --ray: {err}") from None
+        run(settings, address=args.ray_address, config_path=args.ray_config)
+        return 0
     from server.app import serve
 
-    serve(_server_settings(args))
+    serve(settings)
+    return 0
+
+
+def _recognize_batch(args: argparse.Namespace) -> int:
+    from server.batch import InputError, recognize_batch
+    from server.errors import ServiceError
+    from server.labels import parse_labels
+
+    settings = _server_settings(args)
+    if args.workers:
+        settings.decode_workers = args.workers
+    try:
+        labels = parse_labels(args.labels, settings.max_labels, settings.max_label_chars)
+        summary = recognize_batch(
+            settings, args.input, args.out, labels, args.top_k, args.explain,
+            ray_address=args.ray_address, use_ray=args.ray, decoders=args.decoders,
+            models=args.models, progress=not args.quiet,
+        )  # fmt: skip
+    except (InputError, ServiceError) as err:
+        raise SystemExit(f"alt recognize-batch: {getattr(err, 'message', err)}") from None
+    except ImportError as err:
+        raise SystemExit(f"alt recognize-batch --ray: {err}") from None
+    print(
+        f"{summary['videos']} videos: {summary['answered']} answered now, "
+        f"{summary['skipped']} already in {args.out}, {summary['errors']} errors",
+        file=sys.stderr,
+    )
+    acc = summary.get("accuracy")
+    if acc:
+        print(f"top-1 {acc['top1']:.1f}%  top-5 {acc['top5']:.1f}%  over {acc['videos']} "
+              f"labelled videos ({acc['errors']} errors)", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -200,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch-size", dest="max_batch_size", type=int)
     serve.add_argument("--max-wait-ms", dest="max_wait_ms", type=float)
     serve.add_argument("--api-key", dest="api_key", help="require 'Authorization: Bearer <key>'")
+    serve.add_argument("--ray", action="store_true",
+                       help="serve on a Ray cluster: decode and model as separate deployments")  # fmt: skip
+    serve.add_argument("--ray-address", dest="ray_address",
+                       help="the cluster to join (default: RAY_ADDRESS, else a local one)")  # fmt: skip
+    serve.add_argument("--ray-config", dest="ray_config",
+                       help="Serve config with replicas and autoscaling (default: server/cluster.yaml)")  # fmt: skip
     serve.set_defaults(func=_serve)
 
     rec = sub.add_parser("recognize", help="recognize the actions in one video file, no server")
@@ -209,6 +254,26 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--top-k", dest="top_k", type=int, default=5)
     rec.add_argument("--explain", choices=["none", "entities", "regions"], default="entities")
     rec.set_defaults(func=_recognize)
+
+    batch = sub.add_parser(
+        "recognize-batch",
+        help="recognize every video of a folder, glob or CSV into JSON lines (resumable)",
+    )
+    batch.add_argument("input", help="a folder, a glob pattern, or a CSV of path[,label]")
+    batch.add_argument("--out", type=Path, required=True, help="JSON lines file, appended to")
+    _add_model_flags(batch)
+    batch.add_argument("--labels", nargs="+", help="label set (default: the model's)")
+    batch.add_argument("--top-k", dest="top_k", type=int, default=5)
+    batch.add_argument("--explain", choices=["none", "entities", "regions"], default="entities")
+    batch.add_argument("--workers", type=int, help="decode processes (default: the cores)")
+    batch.add_argument("--max-batch-size", dest="max_batch_size", type=int)
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.add_argument("--ray", action="store_true", help="run as a Ray Data job")
+    batch.add_argument("--ray-address", dest="ray_address",
+                       help="the cluster (default: RAY_ADDRESS, else a local one)")  # fmt: skip
+    batch.add_argument("--decoders", type=int, default=1, help="--ray: decoding actors")
+    batch.add_argument("--models", type=int, default=1, help="--ray: model actors")
+    batch.set_defaults(func=_recognize_batch)
     export = sub.add_parser(
         "export", help="export a checkpoint to ONNX, or an ONNX graph to TensorRT"
     )

@@ -151,6 +151,10 @@ class DecodePool:
     def size(self) -> int:
         return len(self._workers)
 
+    @property
+    def slot_bytes(self) -> int:
+        return self._workers[0].slot_bytes
+
     def _queue(self) -> asyncio.Queue[_Worker]:
         if self._idle is None:
             self._idle = asyncio.Queue()
@@ -159,7 +163,7 @@ class DecodePool:
         return self._idle
 
     async def decode(self, data: bytes, job: Job) -> tuple[np.ndarray, VideoInfo]:
-        if job.nbytes > self._workers[0].slot_bytes:
+        if job.nbytes > self.slot_bytes:
             raise ValueError(f"a job of {job.nbytes} bytes does not fit the slots")
         idle = self._queue()
         self.waiting += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
@@ -21,14 +22,22 @@ from .settings import Settings
 _DOCS_ASSETS = files("fastapi_offline") / "static"
 
 
-def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
-    """`backend` overrides the one the settings name (tests inject faults this way)."""
+def create_app(
+    settings: Settings | None = None,
+    backend: Backend | None = None,
+    make_engine: Callable[[Settings, Metrics], Engine] | None = None,
+) -> FastAPI:
+    """`backend` overrides the one the settings name (tests inject faults this way);
+    `make_engine` builds the engine instead of the local one (a Ray cluster's, `server.cluster`)."""
     settings = settings or Settings()
     metrics = Metrics()
 
+    def local_engine(settings: Settings, metrics: Metrics) -> Engine:
+        return Engine.local(backend or create_backend(settings), settings, metrics)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = Engine(backend or create_backend(settings), settings, metrics)
+        engine = (make_engine or local_engine)(settings, metrics)
         app.state.engine = engine
         await engine.start()
         try:

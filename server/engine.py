@@ -1,4 +1,12 @@
-"""The recognition engine: decode in worker processes, batch on the model worker, explain."""
+"""The recognition engine: decode, batch on the model, explain.
+
+Two parts meet here. A *decoder* turns an upload into frames (`media.pool.DecodePool`: worker
+processes on this machine). A *model* batches clips across requests and encodes label sets
+(`ModelRunner`: the backend behind a batcher on one model thread, with a label cache). The
+`Engine` joins them for one request and builds the answer. On a Ray cluster the same Engine
+runs with remote decoders and models (`server.cluster`), so the answer, its errors and its
+timings are the same wherever the parts run.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +15,25 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from media import Limits
+from media import Limits, VideoInfo
 from media.pool import DecodePool
 from media.worker import Job
 
 from . import explain as ex
 from .admission import Admission
-from .backends import Backend, ClipResult
+from .backends import Backend, ClipResult, ModelInfo
 from .batcher import Batcher, BatchError, BatchStats, QueueFull, QueueTimeout
 from .errors import BatchFailed, Overloaded, TimedOut
 from .labels import LabelCache
 from .metrics import Metrics
 from .schemas import Explain
 from .settings import Settings
+
+_LABEL_CHUNK = 64  # labels per text-encoder call
 
 
 @dataclass
@@ -31,51 +42,88 @@ class _Payload:
     explain_regions: bool
 
 
-_LABEL_CHUNK = 64  # labels per text-encoder call
+@dataclass
+class Inference:
+    """One video's views through the model, with the time it waited and ran."""
+
+    views: list[ClipResult]
+    queue_s: float
+    inference_s: float
 
 
-class Engine:
-    def __init__(self, backend: Backend, settings: Settings, metrics: Metrics) -> None:
+class Decoder(Protocol):
+    busy: int  # decodes running
+    waiting: int  # decodes waiting for a worker
+
+    async def decode(self, data: bytes, job: Job) -> tuple[np.ndarray, VideoInfo]: ...
+
+    def close(self) -> None: ...
+
+
+class Model(Protocol):
+    info: ModelInfo
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def depth(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def infer(self, frames: np.ndarray, explain_regions: bool) -> Inference: ...
+
+    async def label_embeddings(self, labels: list[str]) -> np.ndarray: ...
+
+
+def decode_job(info: ModelInfo, settings: Settings) -> Job:
+    """What a decoder must produce for this model, within the settings' limits."""
+    limits = Limits(max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
+    return Job(
+        info.frames, info.image_size, info.clips, info.crops, limits,
+        threads=settings.decode_threads, device=settings.decode_device,
+    )  # fmt: skip
+
+
+def local_decoder(job: Job, settings: Settings, workers: int | None = None) -> DecodePool:
+    return DecodePool(
+        workers or settings.decode_workers,
+        job.nbytes,
+        timeout_s=settings.decode_timeout_s,
+        nice=settings.decode_nice,
+        memory_mb=settings.decode_memory_mb,
+    )
+
+
+class ModelRunner:
+    """A backend behind a batcher on one model thread (forward passes never overlap), with
+    the label-set cache. Errors leave it as the HTTP errors of the one table."""
+
+    def __init__(self, backend: Backend, settings: Settings, metrics: Metrics | None = None):
         self.backend = backend
         self.info = backend.info
         self.settings = settings
-        self.metrics = metrics
-        limits = Limits(max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
-        info = self.info
-        self.job = Job(
-            info.frames, info.image_size, info.clips, info.crops, limits,
-            threads=settings.decode_threads, device=settings.decode_device,
-        )  # fmt: skip
-        # One model worker: forward passes never overlap; decoding has its own processes.
-        self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="alt-model")
-        self.decoder = DecodePool(
-            settings.decode_workers,
-            self.job.nbytes,
-            timeout_s=settings.decode_timeout_s,
-            nice=settings.decode_nice,
-            memory_mb=settings.decode_memory_mb,
-        )
+        self.metrics = metrics or Metrics()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="alt-model")
         self.batcher = Batcher(
             self._run_batch,
-            self._model_pool,
+            self._pool,
             max_batch_size=settings.max_batch_size,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
             on_batch=self._on_batch,
         )
         self.label_cache = LabelCache(settings.label_cache_size)
-        self.admission = Admission(settings.max_queue, int(settings.max_uploads_mb * 2**20))
-        self.admit = self.admission.admit
         self._encoding = asyncio.Semaphore(1)  # one new label set through the text tower at once
-
-    # ---- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         warmup = getattr(self.backend, "warmup", None)
         if self.settings.compile and warmup is not None:
-            # Compile every batch bucket before the server reports ready.
+            # Compile every batch bucket before the model reports ready.
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._model_pool, warmup, self.settings.max_batch_size)
+            await loop.run_in_executor(self._pool, warmup, self.settings.max_batch_size)
         self.batcher.start()
         # Warm the default label set so the first request pays no text-encoder cost.
         labels = list(self.info.default_labels)
@@ -87,14 +135,15 @@ class Engine:
 
     async def stop(self) -> None:
         await self.batcher.stop()
-        self.decoder.close()
-        self._model_pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def ready(self) -> bool:
         return self.batcher.running
 
-    # ---- model work --------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return self.batcher.depth
 
     def _run_batch(self, payloads: Sequence[_Payload]) -> list[list[ClipResult]]:
         frames = np.concatenate([p.frames for p in payloads])
@@ -109,6 +158,25 @@ class Engine:
         self.metrics.batch_size.observe(stats.clips)
         self.metrics.stage.labels("inference").observe(stats.seconds)
 
+    async def infer(self, frames: np.ndarray, explain_regions: bool) -> Inference:
+        self.metrics.queue_depth.set(self.batcher.depth + 1)
+        timeout = self.settings.request_timeout_s
+        try:
+            views, job = await self.batcher.submit(
+                _Payload(frames, explain_regions), len(frames), timeout
+            )
+        except QueueFull as err:
+            raise Overloaded(str(err), headers={"Retry-After": "1"}) from None
+        except QueueTimeout as err:
+            raise TimedOut(str(err)) from None
+        except BatchError as err:
+            raise BatchFailed(f"inference failed: {err}") from None
+        finally:
+            self.metrics.queue_depth.set(self.batcher.depth)
+        queue_s = job.started - job.enqueued
+        self.metrics.stage.labels("queue").observe(queue_s)
+        return Inference(views, queue_s, time.perf_counter() - job.started)
+
     async def label_embeddings(self, labels: list[str]) -> np.ndarray:
         key = LabelCache.key(labels, self.info.label_templates)
         cached = self.label_cache.get(key)
@@ -121,18 +189,53 @@ class Engine:
             cached = self.label_cache.get(key)  # another request may have encoded it meanwhile
             if cached is not None:
                 return cached
-            # In chunks, so the model worker runs video batches between them.
+            # In chunks, so the model thread runs video batches between them.
             parts = []
             for i in range(0, len(labels), _LABEL_CHUNK):
                 chunk = labels[i : i + _LABEL_CHUNK]
                 parts.append(
-                    await loop.run_in_executor(self._model_pool, self.backend.encode_labels, chunk)
+                    await loop.run_in_executor(self._pool, self.backend.encode_labels, chunk)
                 )
         emb = np.concatenate(parts)
         self.label_cache.put(key, emb)
         return emb
 
-    # ---- one request -------------------------------------------------------------------
+
+class Engine:
+    def __init__(self, model: Model, decoder: Decoder, settings: Settings, metrics: Metrics):
+        self.model = model
+        self.decoder = decoder
+        self.settings = settings
+        self.metrics = metrics
+        self.admission = Admission(settings.max_queue, int(settings.max_uploads_mb * 2**20))
+        self.admit = self.admission.admit
+        self.job: Job | None = None
+
+    @classmethod
+    def local(cls, backend: Backend, settings: Settings, metrics: Metrics) -> Engine:
+        """Decode in worker processes and run the model on this machine (`alt serve`)."""
+        return cls(
+            ModelRunner(backend, settings, metrics),
+            local_decoder(decode_job(backend.info, settings), settings),
+            settings,
+            metrics,
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.model.info
+
+    async def start(self) -> None:
+        await self.model.start()
+        self.job = decode_job(self.model.info, self.settings)
+
+    async def stop(self) -> None:
+        await self.model.stop()
+        self.decoder.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.model.ready
 
     async def recognize(
         self, data: bytes, labels: list[str] | None, top_k: int, explain: Explain
@@ -149,63 +252,16 @@ class Engine:
         self, data: bytes, labels: list[str] | None, top_k: int, explain: Explain
     ) -> dict:
         t0 = time.perf_counter()
-        info = self.info
         frames, video = await self.decoder.decode(data, self.job)
         del data  # the upload is not needed any more
-        t_decoded = time.perf_counter()
-        self.metrics.stage.labels("decode").observe(t_decoded - t0)
+        decode_s = time.perf_counter() - t0
+        self.metrics.stage.labels("decode").observe(decode_s)
 
-        label_set = labels or list(info.default_labels)
-        label_emb = await self.label_embeddings(label_set)
-
-        payload = _Payload(frames, explain == Explain.regions)
-        self.metrics.queue_depth.set(self.batcher.depth + 1)
-        try:
-            views, job = await self.batcher.submit(
-                payload, len(frames), self.settings.request_timeout_s
-            )
-        except QueueFull as err:
-            raise Overloaded(str(err), headers={"Retry-After": "1"}) from None
-        except QueueTimeout as err:
-            raise TimedOut(str(err)) from None
-        except BatchError as err:
-            raise BatchFailed(f"inference failed: {err}") from None
-        finally:
-            self.metrics.queue_depth.set(self.batcher.depth)
-        t_done = time.perf_counter()
-        queue_s = job.started - job.enqueued
-        self.metrics.stage.labels("queue").observe(queue_s)
-
-        embeddings = np.stack([v.embedding for v in views])
-        answer: dict = {
-            "actions": ex.rank_actions(embeddings, label_emb, label_set, info.logit_scale, top_k),
-            "video": {
-                "duration_s": video.duration_s,
-                "fps": video.fps,
-                "width": video.width,
-                "height": video.height,
-                "frames": video.num_frames,
-                "rotation": video.rotation,
-                "frames_sampled": list(video.sampled[0]),
-                "times_s": video.timestamps(0),
-                "crop": ex.center_crop_box(video.width, video.height),
-            },
-            "model": {"name": info.name, "version": info.version, "backend": info.backend},
-            "warnings": list(video.warnings),
-        }
-        if explain != Explain.none:
-            entities = ex.aligned_entities(views, info.entity_names, k=len(views[0].entity_ids))
-            if explain == Explain.regions:
-                answer["regions"] = ex.region_maps(
-                    views[0], entities, info.grid, video.timestamps(0)
-                )
-            answer["entities"] = [{k: e[k] for k in ("name", "score", "frames")} for e in entities]
+        label_set = labels or list(self.info.default_labels)
+        label_emb = await self.model.label_embeddings(label_set)
+        run = await self.model.infer(frames, explain == Explain.regions)
         total = time.perf_counter() - t0
         self.metrics.stage.labels("total").observe(total)
-        answer["timings"] = {
-            "decode_ms": round((t_decoded - t0) * 1000, 2),
-            "queue_ms": round(queue_s * 1000, 2),
-            "inference_ms": round((t_done - job.started) * 1000, 2),
-            "total_ms": round(total * 1000, 2),
-        }
-        return answer
+        timings = {"decode_s": decode_s, "queue_s": run.queue_s,
+                   "inference_s": run.inference_s, "total_s": total}  # fmt: skip
+        return ex.answer(self.info, video, run.views, label_set, label_emb, top_k, explain, timings)

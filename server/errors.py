@@ -29,6 +29,9 @@ class ServiceError(Exception):
         self.message = message
         self.headers = headers or {}
 
+    def __reduce__(self):  # keeps the headers when the error crosses processes (Ray)
+        return type(self), (self.message, self.headers)
+
 
 class BadRequest(ServiceError):
     status, kind = 422, "bad_request"

@@ -6,7 +6,51 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .backends import ClipResult
+from media import VideoInfo
+
+from .backends import ClipResult, ModelInfo
+from .schemas import Explain
+
+
+def answer(
+    info: ModelInfo,
+    video: VideoInfo,
+    views: Sequence[ClipResult],
+    labels: Sequence[str],
+    label_emb: np.ndarray,
+    top_k: int,
+    explain: Explain,
+    timings: dict[str, float],
+) -> dict:
+    """The answer to `POST /recognize` (the `Recognition` schema), wherever the parts ran.
+    `timings` holds `decode_s`, `queue_s`, `inference_s` and `total_s`."""
+    embeddings = np.stack([v.embedding for v in views])
+    out: dict = {
+        "actions": rank_actions(embeddings, label_emb, labels, info.logit_scale, top_k),
+        "video": {
+            "duration_s": video.duration_s,
+            "fps": video.fps,
+            "width": video.width,
+            "height": video.height,
+            "frames": video.num_frames,
+            "rotation": video.rotation,
+            "frames_sampled": list(video.sampled[0]),
+            "times_s": video.timestamps(0),
+            "crop": center_crop_box(video.width, video.height),
+        },
+        "model": {"name": info.name, "version": info.version, "backend": info.backend},
+        "warnings": list(video.warnings),
+    }
+    if explain != Explain.none:
+        entities = aligned_entities(views, info.entity_names, k=len(views[0].entity_ids))
+        if explain == Explain.regions:
+            out["regions"] = region_maps(views[0], entities, info.grid, video.timestamps(0))
+        out["entities"] = [{k: e[k] for k in ("name", "score", "frames")} for e in entities]
+    out["timings"] = {
+        f"{stage}_ms": round(timings[f"{stage}_s"] * 1000, 2)
+        for stage in ("decode", "queue", "inference", "total")
+    }
+    return out
 
 
 def rank_actions(

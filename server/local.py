@@ -14,7 +14,7 @@ from .settings import Settings
 
 
 async def _recognize(settings: Settings, data: bytes, labels, top_k: int, explain: Explain) -> dict:
-    engine = Engine(create_backend(settings), settings, Metrics())
+    engine = Engine.local(create_backend(settings), settings, Metrics())
     await engine.start()
     try:
         return await engine.recognize(data, labels, top_k, explain)

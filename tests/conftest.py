@@ -56,3 +56,30 @@ def clip_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny_clip.pt"
     torch.save(create_clip("ALT-tiny").state_dict(), path)
     return path
+
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+
+
+def write_world_videos(folder: Path, n: int, seed: int = 900_000) -> list[tuple[Path, str]]:
+    """`n` fresh clips of the shipped default's generated world, as mp4, with their action."""
+    import json
+
+    from media import write_video
+    from training.generate import render_clip
+
+    actions = json.loads((DEFAULT_CHECKPOINT / "labels.json").read_text())
+    out = []
+    for i in range(n):
+        action = actions[(i * 7) % len(actions)]
+        frames, _, _ = render_clip(action, seed + i)
+        path = folder / f"{i:03d}.mp4"
+        write_video(path, frames)
+        out.append((path, action))
+    return out
+
+
+@pytest.fixture(scope="session")
+def world_videos(tmp_path_factory) -> list[Path]:
+    """Six real mp4 clips of the shipped default's world (in a folder of their own)."""
+    return [p for p, _ in write_world_videos(tmp_path_factory.mktemp("world"), 6)]

@@ -63,7 +63,7 @@ async def entities(engine: EngineDep) -> dict:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(metrics: MetricsDep, engine: EngineDep) -> Response:
-    metrics.queue_depth.set(engine.batcher.depth)
+    metrics.queue_depth.set(engine.model.depth)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -22,17 +22,19 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], args: tuple[str, ...] = (), ready_s: float = 90
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         path = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         full_env = {**os.environ, **env, "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
+             "--port", str(self.port), *args],
             env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        deadline = time.time() + 90
+        deadline = time.time() + ready_s
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.proc.stdout.read()}")
@@ -43,7 +45,7 @@ class ServerProcess:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError("server did not become ready in 90 s")
+        raise RuntimeError(f"server did not become ready in {ready_s:g} s")
 
     @property
     def alive(self) -> bool:

@@ -1,0 +1,138 @@
+"""The service on a real local Ray cluster (2 CPUs): `alt serve --ray` answers as `alt serve`
+does, survives the death of its model replica, and `alt recognize-batch --ray` answers as
+the local batch does."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server.conftest import ROOT, ServerProcess, free_port
+
+# Ray reads its authentication mode once, when it is imported.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", uuid.uuid4().hex + uuid.uuid4().hex)
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'alt-serve[cluster]'")
+from ray import serve  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray head on this machine with 2 CPUs, as `ray start --head` makes one, with Ray's
+    token authentication (a token of the test's own, for the head and every client)."""
+    port = free_port()
+    subprocess.run(
+        [RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         "--disable-usage-stats"],
+        check=True, capture_output=True, cwd=ROOT,
+    )  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    ray.init(address=address, log_to_driver=False)
+    yield address
+    ray.shutdown()
+    subprocess.run([RAY, "stop", "--force"], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    srv = ServerProcess({})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def on_ray(cluster):
+    srv = ServerProcess({}, args=("--ray", "--ray-address", cluster), ready_s=180)
+    yield srv
+    srv.stop()
+
+
+def _post(url: str, path: Path, params=None, timeout: float = 90) -> httpx.Response:
+    return httpx.post(url + "/recognize", params=params,
+                      files={"video": (path.name, path.read_bytes())}, timeout=timeout)  # fmt: skip
+
+
+def _same_answer(a: dict, b: dict) -> None:
+    assert [x["label"] for x in a["actions"]] == [x["label"] for x in b["actions"]]
+    for x, y in zip(a["actions"], b["actions"]):
+        assert x["score"] == pytest.approx(y["score"], abs=1e-5)
+        assert x["similarity"] == pytest.approx(y["similarity"], abs=1e-5)
+    assert [e["name"] for e in a.get("entities", [])] == [e["name"] for e in b.get("entities", [])]
+    assert [e["frames"] for e in a.get("entities", [])] == [
+        e["frames"] for e in b.get("entities", [])
+    ]
+    assert a.get("regions") == b.get("regions")
+    assert a["video"] == b["video"] and a["model"] == b["model"]
+
+
+def test_ray_answers_exactly_as_the_plain_server(plain, on_ray, world_videos):
+    videos = world_videos[:3]
+    asks = [None, {"labels": "waving,clapping,jumping"}, {"explain": "regions", "top_k": 8}]
+    for video, params in zip(videos, asks):
+        a, b = _post(plain.url, video, params), _post(on_ray.url, video, params)
+        assert a.status_code == b.status_code == 200, (a.text, b.text)
+        _same_answer(a.json(), b.json())
+    # Errors go through unchanged: a file that is no video, an unknown label set.
+    junk = world_videos[0].parent / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    for params, path in ((None, junk), ({"labels": "@nope"}, videos[0])):
+        a, b = _post(plain.url, path, params), _post(on_ray.url, path, params)
+        assert a.status_code == b.status_code and a.status_code in (415, 422)
+        assert a.json() == b.json()
+    assert (
+        httpx.get(plain.url + "/openapi.json").json()
+        == httpx.get(on_ray.url + "/openapi.json").json()
+    )
+    ready = httpx.get(on_ray.url + "/readyz").json()
+    assert ready["status"] == "ready" and ready["model"] == "demo"
+
+
+def test_a_killed_model_replica_fails_no_request_and_is_replaced(on_ray, world_videos):
+    model = serve.get_deployment_handle("Model", app_name="alt")
+    before = model.pid.remote().result()
+    with cf.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(_post, on_ray.url, world_videos[i % len(world_videos)])
+                   for i in range(8)]  # fmt: skip
+        os.kill(before, signal.SIGKILL)
+        # No request hangs (each has 90 s) and none fails: the calls go to the replacement.
+        statuses = [f.result().status_code for f in futures]
+    assert statuses == [200] * 8
+    after = model.pid.remote().result()
+    assert after != before
+    assert _post(on_ray.url, world_videos[0]).status_code == 200
+    assert httpx.get(on_ray.url + "/readyz").status_code == 200
+
+
+def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_videos, tmp_path):
+    # The serving application holds the cluster's 2 CPUs; the batch job needs them.
+    on_ray.stop()
+    serve.delete("alt")
+    folder = world_videos[0].parent
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    run = [sys.executable, "-m", "cli.main", "recognize-batch", str(folder), "--quiet"]
+    subprocess.run([*run, "--out", str(local)], check=True, cwd=ROOT, capture_output=True)
+    proc = subprocess.run([*run, "--out", str(remote), "--ray", "--ray-address", cluster],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = {line["path"]: line for line in map(json.loads, local.read_text().splitlines())}
+    b = {line["path"]: line for line in map(json.loads, remote.read_text().splitlines())}
+    assert a.keys() == b.keys() and len(a) == len(list(folder.iterdir()))
+    for path, line in a.items():
+        assert line["status"] == b[path]["status"]
+        if line["status"] == 200:
+            _same_answer(line, b[path])
+        else:
+            assert (line["error"], line["detail"]) == (b[path]["error"], b[path]["detail"])
