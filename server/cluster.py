@@ -372,12 +372,13 @@ def recognize_collection(
     ds = ray.data.from_items([{"path": p, "label": lab or ""} for p, lab in items])
     ds = ds.map_batches(
         _DecodeStage, fn_constructor_kwargs={"settings": settings, "job": job},
-        batch_size=1, concurrency=decoders, num_cpus=1,
+        batch_size=4, compute=ray.data.ActorPoolStrategy(size=decoders), num_cpus=1,
     ).map_batches(
         _ModelStage,
         fn_constructor_kwargs={"settings": settings, "labels": labels, "top_k": top_k,
                                "explain": explain},
-        batch_size=max(1, settings.max_batch_size // views), concurrency=models,
+        batch_size=max(1, settings.max_batch_size // views),
+        compute=ray.data.ActorPoolStrategy(size=models),
         num_cpus=0 if gpus else 1, num_gpus=gpus,
     )  # fmt: skip
     for row in ds.iter_rows():

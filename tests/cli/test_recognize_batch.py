@@ -1,0 +1,152 @@
+"""`alt recognize-batch`: a collection answered line by line as `alt recognize` answers each
+file, resumable after an interruption, a broken file one error line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_world_videos
+
+ROOT = Path(__file__).resolve().parents[2]
+FAULTS = ROOT / "tests" / "media" / "faults"
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> tuple[Path, list[tuple[Path, str]]]:
+    """20 world clips, a file that is no video, and a CSV of path,label."""
+    folder = tmp_path_factory.mktemp("collection")
+    videos = write_world_videos(folder, 20, seed=910_000)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 40)
+    rows = ["path,label", *(f"{p.name},{label}" for p, label in videos), "broken.mp4,waving"]
+    (folder / "list.csv").write_text("\n".join(rows) + "\n")
+    return folder, videos
+
+
+def _batch(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "recognize-batch", *args, "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, **kw,
+    )  # fmt: skip
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(t) for t in path.read_text().splitlines()]
+
+
+def _per_file(paths: list[Path]) -> dict[str, dict]:
+    """Each file alone through the engine `alt recognize` runs, one after the other."""
+    import asyncio
+
+    from server.backends import create_backend
+    from server.engine import Engine
+    from server.metrics import Metrics
+    from server.schemas import Explain
+    from server.settings import Settings
+
+    async def run() -> dict[str, dict]:
+        settings = Settings()
+        engine = Engine.local(create_backend(settings), settings, Metrics())
+        await engine.start()
+        try:
+            return {str(p): await engine.recognize(p.read_bytes(), None, 5, Explain.entities)
+                    for p in paths}  # fmt: skip
+        finally:
+            await engine.stop()
+
+    return asyncio.run(run())
+
+
+def _same(a: dict, b: dict) -> None:
+    assert [x["label"] for x in a["actions"]] == [x["label"] for x in b["actions"]]
+    for x, y in zip(a["actions"], b["actions"]):
+        assert x["score"] == pytest.approx(y["score"], abs=1e-5)
+    assert [e["name"] for e in a["entities"]] == [e["name"] for e in b["entities"]]
+    assert a["video"] == b["video"]
+
+
+@pytest.mark.slow
+def test_a_batch_answers_each_file_as_alt_recognize_does(collection, tmp_path):
+    folder, videos = collection
+    out = tmp_path / "out.jsonl"
+    proc = _batch(str(folder / "list.csv"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    lines = {line["path"]: line for line in _lines(out)}
+    assert len(lines) == 21 == len(_lines(out))  # each file once
+    broken = lines.pop(str(folder / "broken.mp4"))
+    assert broken["status"] == 415 and broken["error"] == "unsupported_media"
+    alone = _per_file([p for p, _ in videos])
+    for path, label in videos:
+        line = lines[str(path)]
+        assert line["status"] == 200 and line["label"] == label
+        _same(line, alone[str(path)])
+    # The real `alt recognize` command, for two of them.
+    for path, _ in videos[:2]:
+        rec = subprocess.run([sys.executable, "-m", "cli.main", "recognize", str(path)],
+                             cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+        _same(lines[str(path)], json.loads(rec.stdout))
+    # Accuracy over the label column, as the lines say it.
+    top1 = sum(lines[str(p)]["actions"][0]["label"] == lab for p, lab in videos) / 20 * 100
+    top5 = sum(lab in [a["label"] for a in lines[str(p)]["actions"]] for p, lab in videos) / 20 * 100
+    assert f"top-1 {top1:.1f}%  top-5 {top5:.1f}%  over 20 labelled videos (1 errors)" in proc.stderr
+
+
+def test_a_glob_and_a_folder_are_collections_too(collection, tmp_path):
+    from server.batch import InputError, collect
+
+    folder, videos = collection
+    assert [i.path for i in collect(folder)] == sorted(
+        [str(p) for p, _ in videos] + [str(folder / "broken.mp4")]
+    )
+    assert [i.path for i in collect(str(folder / "00*.mp4"))] == [str(p) for p, _ in videos[:10]]
+    with pytest.raises(InputError, match="no videos"):
+        collect(tmp_path)
+    proc = _batch(str(tmp_path / "nothing"), "--out", str(tmp_path / "x.jsonl"))
+    assert proc.returncode == 1 and "not a folder, a CSV file or a glob" in proc.stderr
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_without_redoing_finished_videos(collection, tmp_path):
+    folder, videos = collection
+    # A crashing file and a hanging one (fault injection in the decode workers).
+    (folder_ := tmp_path / "c").mkdir()
+    for p, _ in videos[:8]:
+        (folder_ / p.name).write_bytes(p.read_bytes())
+    (folder_ / "100_crash.mp4").write_bytes(b"ABORT" + b"\0" * 64)
+    (folder_ / "101_hang.mp4").write_bytes(b"HANG" + b"\0" * 64)
+    out = tmp_path / "out.jsonl"
+    env = {"PYTHONPATH": os.pathsep.join([str(FAULTS), str(ROOT)])}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "recognize-batch", str(folder_), "--out", str(out),
+         "--quiet", "--workers", "2"],
+        cwd=ROOT, env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(_lines(out)) < 9):
+        assert first.poll() is None, first.stderr.read()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)  # stuck on the hanging file: interrupted
+    first.wait()
+    kept = out.read_text()
+    done = _lines(out)
+    assert len(done) == 9 and str(folder_ / "101_hang.mp4") not in {d["path"] for d in done}
+    crash = next(d for d in done if d["path"].endswith("100_crash.mp4"))
+    assert crash["status"] == 422 and crash["error"] == "decode_failed"
+    with out.open("a") as f:
+        f.write('{"path": "' + str(folder_ / "101_hang.mp4") + '", "sta')  # a line cut short
+    second = _batch(str(folder_), "--out", str(out))  # no faults now: the file is no video
+    assert second.returncode == 0, second.stderr
+    assert "1 answered now, 9 already in" in second.stderr
+    text = out.read_text()
+    assert text.startswith(kept)  # the finished lines are kept as they were
+    final = _lines(out)
+    assert len(final) == 10 == len({d["path"] for d in final})
+    assert final[-1]["path"].endswith("101_hang.mp4") and final[-1]["status"] == 415
