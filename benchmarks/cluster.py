@@ -38,7 +38,9 @@ def ray_configs(args) -> list[tuple[int, int]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--checkpoint", default="checkpoints/default")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--requests", type=int, default=240)
@@ -92,7 +94,9 @@ def main() -> None:
 
     print(f"\n{args.concurrency} clients, {args.requests} requests, 320x240 50-frame mp4s; "
           f"this machine has {os.cpu_count()} cores, Ray was given 8 logical CPUs")  # fmt: skip
-    print(table(["server", "model replicas", "decode replicas", "clips/s", "p50 ms", "p95 ms"], rows))
+    print(
+        table(["server", "model replicas", "decode replicas", "clips/s", "p50 ms", "p95 ms"], rows)
+    )
     print(f"\nstart-up: ray.init {t_init:.1f} s; application deployed and ready "
           f"{', '.join(f'{s:.1f}' for s in startups)} s (per configuration above)")  # fmt: skip
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 from model.config import PRESETS, preset
-from model.flops import PAPER_B16_GFLOPS, count, count_params
 
 
 def describe(name: str, num_entities: int) -> str:
+    from model.flops import PAPER_B16_GFLOPS, count, count_params
+
     config = preset(name)
     cost, cost_r0 = (
         count(config, num_entities),

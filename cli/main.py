@@ -145,9 +145,9 @@ def _build_default(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.commands import train_command
+    from training.commands import TrainJob, train_command
 
-    summary = train_command(args)
+    summary = train_command(TrainJob.from_args(args))
     if summary:
         print(json.dumps(summary, indent=1))
     return 0
@@ -325,25 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--shots", type=int, help="few-shot: examples per class")
     train.add_argument("--frames", type=int, help="override the preset's frames per clip")
-    train.add_argument(
-        "--temporal-branch-layers",
-        dest="temporal_branch_layers",
-        type=int,
-        help="override the preset's temporal branch: a transformer of this depth over the "
-        "frames' class tokens, added to the video embedding (0 = the paper's ALT)",
-    )
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", dest="batch_size", type=int, default=16)
     train.add_argument(
         "--lr", type=float, default=1e-3, help="adapter LR; the image tower gets 0.1x"
-    )
-    train.add_argument(
-        "--label-entity-weight",
-        dest="label_entity_weight",
-        type=float,
-        default=0.0,
-        help="weight of the label-entity term: videos also score the corpus entities their "
-        "label names (e.g. 'ball' in 'kicking a ball') above the rest",
     )
     train.add_argument(
         "--label-map-steps",

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import align
-from .adapter import TemporalBranch, VideoAdapter
+from .adapter import VideoAdapter
 from .clip import pixel_stats, tokenizer
 from .config import ALTConfig
 from .merge import parse_schedule
@@ -46,9 +46,7 @@ class ALT(nn.Module):
         self.config = config
         self.clip = clip
         layers = len(visual.transformer.resblocks)
-        schedule = parse_schedule(
-            layers, config.merge_r, config.merge_inflection, config.merge_schedule
-        )
+        schedule = parse_schedule(layers, config.merge_r, config.merge_schedule)
         self.plan = merge_plan(visual, schedule)  # static r per layer
         self.adapter = VideoAdapter(
             dim,
@@ -56,13 +54,8 @@ class ALT(nn.Module):
             layers=config.adapter_layers,
             heads=max(1, dim // config.adapter_head_dim),
             mlp_ratio=config.adapter_mlp_ratio,
-            frame_tokens=config.adapter_frame_tokens,
-            temporal_layers=config.adapter_temporal_layers,
         )
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init)))
-        self.temporal = None
-        if config.temporal_branch_layers:
-            self.temporal = TemporalBranch.from_config(config, dim)
         self.label_proj = None
         if config.label_proj:
             self.label_proj = nn.Linear(dim, dim)
@@ -167,11 +160,9 @@ class ALT(nn.Module):
         queries = (self.entities[ids] * gate).to(regions.dtype)  # (B, K, D)
         cls = out.cls.reshape(b, t, -1)  # (B, T, D)
         # Fewer than K entities may be aligned in a clip: the empty slots (score 0) stay hidden.
-        adapted = self.adapter(queries, regions, sizes, cls, present=scores > 0)  # (B, D)
+        adapted = self.adapter(queries, regions, sizes, present=scores > 0)  # (B, D)
         pooled = cls.mean(dim=1)  # CLIP mean pooling of frame CLS
         video = pooled + self.alpha * adapted
-        if self.temporal is not None:
-            video = video + self.temporal(cls)
         embedding = F.normalize(video.float(), dim=-1)
         return VideoOutput(
             embedding=embedding,

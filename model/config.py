@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 # The label prompts of the video-CLIP literature; averaged per label (ALT.md §5).
@@ -23,6 +21,12 @@ DEFAULT_ENTITY_TEMPLATES: tuple[str, ...] = (
 )
 
 
+# Fields of earlier versions (experiments that did not help; docs/results.md keeps what
+# they measured), with the value that switched each off.
+_RETIRED = {"merge_inflection": 0.0, "adapter_frame_tokens": False,
+            "adapter_temporal_layers": 0, "temporal_branch_layers": 0}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ALTConfig:
     """Everything needed to rebuild an ALT model around an open_clip architecture."""
@@ -31,11 +35,9 @@ class ALTConfig:
     clip_arch: str  # open_clip model name, e.g. "ViT-B-16"
     image_size: int = 224  # square input side; must match the architecture's
     frames: int = 8  # T frames sampled per clip (TSN segments)
-    # Token merging schedule (ALT.md §1). `merge_schedule`, when non-empty, lists r per layer
-    # and wins; otherwise r per layer is `merge_r` ramped by `merge_inflection` in [-1, 1]
-    # (0: constant; >0: merge more early, less late; mean stays `merge_r`).
+    # Token merging (ALT.md §1): `merge_r` tokens per layer, or `merge_schedule` (r per
+    # layer) when non-empty.
     merge_r: int = 8
-    merge_inflection: float = 0.0
     merge_schedule: tuple[int, ...] = ()
     prop_attn: bool = True  # add log(size) of the key to attention logits
     tau: float = 0.05  # alignment temperature on cosine similarities (ours)
@@ -43,15 +45,6 @@ class ALTConfig:
     adapter_layers: int = 4  # video adapter depth (ours)
     adapter_head_dim: int = 64  # heads = D / head_dim (ours)
     adapter_mlp_ratio: float = 4.0
-    # The frames' class tokens join the regions as the adapter's keys (ours; off = the paper's
-    # regions only): a per-frame summary for motion that no single region shows.
-    adapter_frame_tokens: bool = False
-    # Self-attention layers over time on those frame tokens before they serve as keys (ours;
-    # needs `adapter_frame_tokens`): order and change across frames, i.e. motion.
-    adapter_temporal_layers: int = 0
-    # A temporal transformer of this depth over the frames' class tokens, its output added to
-    # the video embedding beside the adapter's (ours; 0 = the paper's ALT, no such branch).
-    temporal_branch_layers: int = 0
     # Learnable gate on the adapter. The adapter's output layer starts at zero, so ALT equals
     # CLIP mean pooling at start whatever alpha is; alpha must not be 0, or no gradient flows.
     alpha_init: float = 1.0
@@ -66,16 +59,10 @@ class ALTConfig:
     def __post_init__(self) -> None:
         assert self.frames >= 1, f"frames must be >= 1, got {self.frames}"
         assert self.merge_r >= 0, f"merge_r must be >= 0, got {self.merge_r}"
-        assert -1.0 <= self.merge_inflection <= 1.0, "merge_inflection must lie in [-1, 1]"
         assert all(r >= 0 for r in self.merge_schedule), "merge_schedule entries must be >= 0"
         assert self.tau > 0, f"tau must be > 0, got {self.tau}"
         assert self.alpha_init != 0, (
             "alpha_init = 0 starves the zero-initialized adapter of gradients"
-        )
-        assert self.adapter_temporal_layers >= 0, "adapter_temporal_layers must be >= 0"
-        assert self.temporal_branch_layers >= 0, "temporal_branch_layers must be >= 0"
-        assert self.adapter_frame_tokens or not self.adapter_temporal_layers, (
-            "adapter_temporal_layers runs over the frame tokens: set adapter_frame_tokens"
         )
         assert self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"
         assert self.test_clips >= 1 and self.test_crops >= 1, "views must be >= 1"
@@ -99,18 +86,15 @@ class ALTConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ALTConfig:
         names = {f.name for f in dataclasses.fields(cls)}
+        data = dict(data)
+        for name, inert in _RETIRED.items():  # older checkpoints store them, switched off
+            if name in data and data.pop(name) != inert:
+                raise ValueError(f"this checkpoint uses {name}, which this version no longer has")
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown ALTConfig fields: {unknown}")
         tuples = {"merge_schedule", "label_templates", "entity_templates"}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> ALTConfig:
-        return cls.from_dict(json.loads(path.read_text()))
 
 
 # Named presets are data. `tiny` is our own open_clip architecture (model/archs/ALT-tiny.json)

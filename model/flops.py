@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .adapter import TemporalBranch, VideoAdapter
+from .adapter import VideoAdapter
 from .clip import arch_config, create_clip
 from .config import ALTConfig
 from .merge import clip_r, parse_schedule, token_counts
@@ -24,7 +24,7 @@ PAPER_B16_GFLOPS = 328.0
 class Cost:
     vision_per_frame: int  # MACs of the region-aware ViT for one frame
     align_per_frame: int  # MACs of region-entity similarity for one frame
-    adapter_per_view: int  # MACs of the video adapter (and temporal branch) for one view
+    adapter_per_view: int  # MACs of the video adapter for one view
     text_per_prompt: int  # MACs of the text encoder for one prompt (cached per label set)
     tokens: tuple[int, ...]  # token count entering each layer, then the final count
     frames: int
@@ -61,9 +61,7 @@ def count(config: ALTConfig, num_entities: int = 1000) -> Cost:
     heads = width // vis.get("head_width", 64)
     mlp_ratio = vis.get("mlp_ratio", 4.0)
     grid = config.image_size // patch
-    schedule = parse_schedule(
-        layers, config.merge_r, config.merge_inflection, config.merge_schedule
-    )
+    schedule = parse_schedule(layers, config.merge_r, config.merge_schedule)
     tokens = token_counts(grid * grid + 1, schedule)
     vision = grid * grid * 3 * patch * patch * width  # patch embedding
     for n, r in zip(tokens, schedule):
@@ -72,15 +70,10 @@ def count(config: ALTConfig, num_entities: int = 1000) -> Cost:
     regions = tokens[-1] - 1
     align = regions * num_entities * dim
     k = min(config.top_k, num_entities)
-    keys = regions + (1 if config.adapter_frame_tokens else 0)  # per frame
-    q, s = k + 1, config.frames * keys
+    q, s = k + 1, config.frames * regions
     adapter = 2 * (k + s) * dim * dim  # entity and region MLPs
     adapter += config.adapter_layers * _decoder_layer(q, s, dim, config.adapter_mlp_ratio)
     adapter += dim * dim  # output projection
-    temporal = _transformer_layer(config.frames, dim, 1, config.adapter_mlp_ratio, 0)
-    adapter += config.adapter_temporal_layers * temporal  # over the frame tokens
-    if config.temporal_branch_layers:
-        adapter += config.temporal_branch_layers * temporal + dim * dim
     ctx, tw = txt["context_length"], txt["width"]
     text = txt["layers"] * _transformer_layer(ctx, tw, txt["heads"], txt.get("mlp_ratio", 4.0), 0)
     text += tw * dim
@@ -91,7 +84,7 @@ def count(config: ALTConfig, num_entities: int = 1000) -> Cost:
 class Params:
     visual: int
     text: int  # text tower and logit scale
-    adapter: int  # adapter, alpha and the temporal branch
+    adapter: int  # adapter and alpha
 
     @property
     def total(self) -> int:
@@ -105,12 +98,9 @@ def count_params(config: ALTConfig) -> Params:
         dim = clip.visual.output_dim
         adapter = VideoAdapter(
             dim, config.frames, config.adapter_layers, max(1, dim // config.adapter_head_dim),
-            config.adapter_mlp_ratio, config.adapter_frame_tokens, config.adapter_temporal_layers,
+            config.adapter_mlp_ratio,
         )  # fmt: skip
-        heads = [adapter]
-        if config.temporal_branch_layers:
-            heads.append(TemporalBranch.from_config(config, dim))
     visual = sum(p.numel() for p in clip.visual.parameters())
     total = sum(p.numel() for p in clip.parameters())
-    head = sum(p.numel() for m in heads for p in m.parameters())
+    head = sum(p.numel() for p in adapter.parameters())
     return Params(visual, total - visual, head + 1)

@@ -19,26 +19,16 @@ import torch
 from torch import Tensor
 
 
-def parse_schedule(
-    num_layers: int, r: int, inflection: float = 0.0, explicit: tuple[int, ...] = ()
-) -> list[int]:
-    """Tokens to merge per layer.
-
-    `explicit` (one entry per layer) wins when given. Otherwise `r` is ramped linearly from
-    `r * (1 + inflection)` in the first layer to `r * (1 - inflection)` in the last, so the
-    mean stays `r`; `inflection = 0` gives a constant schedule.
-    """
+def parse_schedule(num_layers: int, r: int, explicit: tuple[int, ...] = ()) -> list[int]:
+    """Tokens to merge per layer: `explicit` (one entry per layer) when given, else `r` in
+    every layer (ToMe's constant schedule)."""
     if explicit:
         if len(explicit) != num_layers:
             raise ValueError(
                 f"merge schedule has {len(explicit)} entries for a {num_layers}-layer ViT"
             )
         return [int(v) for v in explicit]
-    if num_layers == 1 or inflection == 0.0:
-        return [r] * num_layers
-    top, bottom = r * (1.0 + inflection), r * (1.0 - inflection)
-    step = (bottom - top) / (num_layers - 1)
-    return [max(0, round(top + step * i)) for i in range(num_layers)]
+    return [r] * num_layers
 
 
 def clip_r(num_tokens: int, r: int) -> int:

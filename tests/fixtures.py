@@ -36,7 +36,5 @@ def save_tiny_checkpoint(path: Path, config: ALTConfig | None = None) -> Path:
     config = config or preset("tiny").replace(alpha_init=0.5)
     model, corpus = build_alt(config, entities=[Entity(n) for n in ENTITIES])
     torch.nn.init.normal_(model.adapter.proj.weight, std=0.1)  # as if trained: the adapter speaks
-    if model.temporal is not None:
-        torch.nn.init.normal_(model.temporal.proj.weight, std=0.1)  # and so does the branch
     save_checkpoint(path, model, corpus, LABELS)
     return path

@@ -10,6 +10,8 @@ from torch import Tensor, nn
 from model.alt import ALT
 from model.vit import region_forward
 
+from .train import Dense
+
 
 class TemporalBaseline(nn.Module):
     def __init__(self, alt: ALT, layers: int = 2) -> None:
@@ -27,9 +29,13 @@ class TemporalBaseline(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.gate = nn.Parameter(torch.tensor(1.0))
 
-    def video_embedding(self, frames: Tensor, gumbel: bool = False, dense: bool = False):
-        """Normalized frames `(B, T, 3, H, W)` -> `(B, D)`; no token merging (plain CLIP frames).
-        With `dense`, also the patch embeddings `(B, T, P, D)` and None (one patch per region)."""
+    def video_embedding(self, frames: Tensor, gumbel: bool = False) -> Tensor:
+        """Normalized frames `(B, T, 3, H, W)` -> `(B, D)`; no token merging (plain CLIP frames)."""
+        return self.dense_embedding(frames, gumbel).embedding
+
+    def dense_embedding(self, frames: Tensor, gumbel: bool = False) -> Dense:
+        """The embedding, the patch embeddings `(B, T, P, D)` as regions, no sources (every
+        region is one patch)."""
         b, t = frames.shape[:2]
         visual = self.alt.clip.visual
         plan = [0] * len(visual.transformer.resblocks)
@@ -37,4 +43,4 @@ class TemporalBaseline(nn.Module):
         cls = enc.cls.reshape(b, t, -1)
         temporal = self.out(self.temporal(cls + self.frame_embed).mean(dim=1))
         emb = F.normalize(cls.mean(dim=1) + self.gate * temporal, dim=-1)
-        return (emb, enc.regions.reshape(b, t, *enc.regions.shape[1:]), None) if dense else emb
+        return Dense(emb, enc.regions.reshape(b, t, *enc.regions.shape[1:]), None)

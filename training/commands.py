@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,32 @@ def read_samples(kind: str, path: Path, root: Path | None, split: int = 1, subse
     raise ValueError(f"unknown annotation format {kind!r}")
 
 
-def train_command(args) -> dict:
+@dataclass(frozen=True)
+class TrainJob:
+    """What `alt train` is asked to do."""
+
+    train: Path  # annotation file
+    out: Path  # checkpoint directory
+    format: str = "csv"  # csv | ucf101 | hmdb51 | ssv2
+    video_root: Path | None = None
+    preset: str = "B/16"
+    pretrained: str | None = None
+    entities: Path | None = None
+    regime: str = "supervised"  # supervised | few-shot
+    shots: int | None = None
+    frames: int | None = None
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    label_map_steps: int = 0
+    seed: int = 0
+
+    @classmethod
+    def from_args(cls, args) -> TrainJob:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def train_command(args: TrainJob) -> dict:
     if not Path(args.train).is_file():
         raise SystemExit(f"alt train: annotation file not found: {args.train}")
     samples = read_samples(args.format, args.train, args.video_root)
@@ -68,8 +94,6 @@ def train_command(args) -> dict:
         )
     if args.frames:
         config = config.replace(frames=args.frames)
-    if args.temporal_branch_layers is not None:
-        config = config.replace(temporal_branch_layers=args.temporal_branch_layers)
     torch.manual_seed(args.seed)
     alt, corpus = build_alt(config, pretrained=args.pretrained, entities=entities)
     dataset = ClipDataset(
@@ -78,8 +102,7 @@ def train_command(args) -> dict:
     with torch.no_grad():
         features = alt.label_features(labels)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      label_entity_weight=args.label_entity_weight, label_map_steps=args.label_map_steps,
-                      state_dir=Path(args.out) / "train_state")  # fmt: skip
+                      label_map_steps=args.label_map_steps, state_dir=Path(args.out) / "train_state")  # fmt: skip
     named = label_entity_targets(labels, corpus.names)
     history = fit(ALTVideo(alt), dataset, features, cfg, named)
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
@@ -90,7 +113,6 @@ def train_command(args) -> dict:
         "clips": len(samples),
         "classes": len(labels),
         "labels_naming_entities": int((named.sum(dim=-1) > 0).sum()),
-        "label_entity_weight": args.label_entity_weight,
         "label_map_steps": args.label_map_steps,
         "loss": history,
     }

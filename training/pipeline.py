@@ -24,45 +24,39 @@ from .baseline import TemporalBaseline
 from .data import ClipDataset, few_shot, read_csv
 from .evaluate import accuracy, alignment_quality, embed
 from .generate import generate_world, render_clip
-from .pretrain import pretrain_clip
+from .pretrain import ClipPretraining, pretrain_clip
 from .train import ALTVideo, TrainConfig, fit
 from .world import ENTITIES, ENTITY_NAMES
 
 
 @dataclass
 class Budget:
+    """How much of everything the default build makes and trains."""
+
     per_class: dict[str, int] = field(
         default_factory=lambda: {"train": 256, "val": 4, "test": 16, "fewshot": 16, "zeroshot": 16}
     )
-    clip_steps: int = 1500
-    clip_batch: int = 128
-    # Weight of CLIP pretraining's dense term: patches learn the entity under them (masks).
-    region_weight: float = 1.0
-    epochs: int = 4
-    # The tiny CLIP is a weak start (pretrained minutes ago on this world): its image tower
-    # learns at 0.3x the head's rate here, against 0.1x for real CLIP weights.
-    backbone_lr_scale: float = 0.3
-    # Weight of the region term while ALT and the baseline train (both get it): the image
-    # tower keeps each region's entity from the masks while it learns actions.
-    train_region_weight: float = 1.0
-    # How much that term weighs rare entities up (`TrainConfig.region_balance`).
-    train_region_balance: float = 0.0
-    # Weight of the label-entity term while ALT and the baseline train (both get it): videos
-    # also score the entity their label names ("ball" in "kicking a ball").
-    train_label_entity_weight: float = 0.0
-    # The label-map stage after each training run (both models, few-shot too): the map learns
-    # on fixed video embeddings with the corpus entities as extra anchors.
-    label_map_steps: int = 600
-    label_map_entity_weight: float = 0.05
-    batch_size: int = 16
+    clip: ClipPretraining = field(default_factory=ClipPretraining)
+    # ALT and the baseline train alike. The tiny CLIP is a weak start (pretrained minutes
+    # ago on this world): its image tower learns at 0.3x the head's rate, against 0.1x for
+    # real CLIP weights. The region term keeps each region's entity from the masks while the
+    # tower learns actions; the label-map stage follows each run (few-shot too).
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=4, batch_size=16, backbone_lr_scale=0.3, region_weight=1.0,
+            label_map_steps=600, label_map_entity_weight=0.05,
+        )
+    )  # fmt: skip
     fewshot_steps: int = 60  # optimizer steps per few-shot run, whatever K
     shots: tuple[int, ...] = (2, 4, 8, 16)
 
 
 QUICK = Budget(
     per_class={"train": 3, "val": 1, "test": 2, "fewshot": 2, "zeroshot": 2},
-    clip_steps=3, clip_batch=16, epochs=1, batch_size=8, fewshot_steps=2, shots=(2,),
-    label_map_steps=2,
+    clip=ClipPretraining(steps=3, batch_size=16),
+    train=TrainConfig(epochs=1, batch_size=8, backbone_lr_scale=0.3, region_weight=1.0,
+                      label_map_steps=2, label_map_entity_weight=0.05),
+    fewshot_steps=2, shots=(2,),
 )  # fmt: skip
 
 
@@ -94,8 +88,7 @@ def _models(clip_path: Path, seed: int):
     alt, corpus = build_alt(preset("demo"), pretrained=str(clip_path), entities=world_entities())
     torch.manual_seed(seed)
     # The baseline's temporal transformer is its own; it reuses ALT's CLIP and label side only.
-    plain = preset("demo").replace(temporal_branch_layers=0)
-    base_alt, _ = build_alt(plain, pretrained=str(clip_path), entities=world_entities())
+    base_alt, _ = build_alt(preset("demo"), pretrained=str(clip_path), entities=world_entities())
     return ALTVideo(alt), TemporalBaseline(base_alt), corpus
 
 
@@ -141,20 +134,12 @@ def build_default(
     clip_path = work / "clip.pt"
     if not clip_path.is_file():
         pretrain_clip(
-            "ALT-demo",
-            world,
-            clip_path,
-            budget.clip_steps,
-            budget.clip_batch,
-            seed=seed,
-            cache=cache,
-            entities=world_entities(),
-            entity_templates=preset("demo").entity_templates,
-            region_weight=budget.region_weight,
-        )
+            "ALT-demo", world, clip_path, budget.clip, seed=seed, entities=world_entities(),
+            entity_templates=preset("demo").entity_templates, cache=cache,
+        )  # fmt: skip
     log(f"[{time.time() - t0:.0f}s] CLIP ready")
 
-    dense = budget.train_region_weight > 0
+    dense = budget.train.region_weight > 0
     train = _dataset(
         world, "train", seen, cache, True, masks=_masks(world, "train") if dense else None
     )
@@ -163,17 +148,7 @@ def build_default(
     report: dict = {"seed": seed, "budget": asdict(budget), "seen": seen, "held_out": held}
 
     alt, base, corpus = _models(clip_path, seed)
-    cfg = TrainConfig(
-        epochs=budget.epochs,
-        batch_size=budget.batch_size,
-        backbone_lr_scale=budget.backbone_lr_scale,
-        region_weight=budget.train_region_weight,
-        region_balance=budget.train_region_balance,
-        label_entity_weight=budget.train_label_entity_weight,
-        label_map_steps=budget.label_map_steps,
-        label_map_entity_weight=budget.label_map_entity_weight,
-        seed=seed,
-    )
+    cfg = replace(budget.train, seed=seed)
     seen_entities = label_entity_targets(seen, corpus.names)
     for name, module in (("alt", alt), ("baseline", base)):
         with torch.no_grad():
@@ -201,7 +176,7 @@ def build_default(
     for k in budget.shots:
         fs_alt, fs_base, _ = _models(clip_path, seed)
         subset = _dataset(world, "fewshot", held, cache, True, few_shot(pool, k, seed), pool_masks)
-        steps_per_epoch = max(1, len(subset) // budget.batch_size)
+        steps_per_epoch = max(1, len(subset) // cfg.batch_size)
         fs_cfg = replace(cfg, epochs=max(1, budget.fewshot_steps // steps_per_epoch))
         row = {}
         for name, module in (("alt", fs_alt), ("baseline", fs_base)):

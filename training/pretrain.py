@@ -4,9 +4,9 @@ an optional dense term that teaches each patch the entity under it (from the wor
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,20 @@ from model.corpus import Entity, entity_prompts, pool_prompts
 from model.vit import region_forward
 
 from .data import ClipDataset, read_csv
+from .schedule import load_state, save_state, warmup_cosine
+
+
+@dataclass(frozen=True)
+class ClipPretraining:
+    """How CLIP learns the world from its frames and captions."""
+
+    steps: int = 1500
+    batch_size: int = 128  # frames per step
+    lr: float = 1e-3
+    frames_per_clip: int = 2  # frames of one clip in a batch (see `pretrain_clip`)
+    # Weight of the dense term (with entities): each patch learns the entity under it.
+    region_weight: float = 1.0
+    state_every: int = 100  # steps between resumable states
 
 
 def frame_caption_pairs(
@@ -59,45 +73,37 @@ def patch_entity_targets(masks: Tensor, grid: tuple[int, int], entities: int) ->
     return counts / counts.sum(dim=-1, keepdim=True).clamp(min=1)
 
 
-def region_loss(
-    patches: Tensor, entity_emb: Tensor, targets: Tensor, scale: Tensor, balance: float = 0.0
-) -> Tensor:
+def region_loss(patches: Tensor, entity_emb: Tensor, targets: Tensor, scale: Tensor) -> Tensor:
     """Cross-entropy of patch-to-entity similarities against the patches' entity shares;
     patches that show no entity do not count. `patches` `(N, P, D)`, `entity_emb` `(E, D)`,
-    both normalized; `targets` `(N, P, E)`.
-
-    `balance` weighs each patch by how rare its entities are in the batch: an entity that
-    covers `n` patches weighs `n ** -balance` per patch. 0 is the plain mean over patches,
-    where sky and walls outvote a ball a hundred to one; 1 gives every entity in the batch
-    the same total weight."""
+    both normalized; `targets` `(N, P, E)`."""
     keep = targets.sum(dim=-1) > 0
-    targets = targets[keep]
     logits = scale * patches[keep] @ entity_emb.t()
-    if balance == 0:
-        return F.cross_entropy(logits, targets)
-    per_patch = -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
-    weight = targets @ targets.sum(dim=0).clamp(min=1e-6).pow(-balance)
-    return (weight * per_patch).sum() / weight.sum()
+    return F.cross_entropy(logits, targets[keep])
 
 
-def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_size: int = 128, lr: float = 1e-3,
-                  seed: int = 0, cache: dict | None = None, frames_per_clip: int = 2,
-                  entities: Sequence[Entity] = (), entity_templates: Sequence[str] = ("{}",),
-                  region_weight: float = 1.0, region_balance: float = 0.0,
-                  state_every: int = 100) -> Path:  # fmt: skip
+def pretrain_clip(
+    arch: str,
+    world: Path,
+    out: Path,
+    cfg: ClipPretraining = ClipPretraining(),  # noqa: B008 - frozen
+    seed: int = 0,
+    entities: Sequence[Entity] = (),
+    entity_templates: Sequence[str] = ("{}",),
+    cache: dict | None = None,
+) -> Path:
     """Train `arch` from scratch; writes an open_clip state dict to `out` and returns it.
 
-    A batch holds `frames_per_clip` frames of each of `batch_size // frames_per_clip` clips:
+    A batch holds `cfg.frames_per_clip` frames of each of `batch_size // frames_per_clip` clips:
     frames of one clip share figure, colors and scene, so telling them apart from their
     captions takes the posture. With one frame per clip, colors and scene alone would do.
 
     With `entities` (the world's, in the order of its mask ids), each patch's embedding is
-    also pulled toward the corpus embedding of the entities under it (`region_weight`), with
+    also pulled toward the corpus embedding of the entities under it (`cfg.region_weight`), with
     the prompts the corpus builder uses: CLIP's contrastive loss alone leaves patch tokens
     unaligned with text, and ALT aligns regions to entities by exactly that similarity.
-    `region_balance` weighs rare entities up (see `region_loss`).
 
-    Every `state_every` steps the whole state (weights, optimizer, schedule, sampler) goes to
+    Every `cfg.state_every` steps the whole state (weights, optimizer, schedule, sampler) goes to
     `<out>.state`; a run started again with the same arguments resumes there and ends with
     the same weights as an uninterrupted one. The state file is removed when training ends.
     """
@@ -105,31 +111,24 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
     rng = random.Random(seed)
     model = create_clip(arch)
     size = model.visual.image_size[0]
-    dense = bool(entities) and region_weight > 0
+    dense = bool(entities) and cfg.region_weight > 0
     images, texts, clips, masks = frame_caption_pairs(
         Path(world), "train", size, {} if cache is None else cache, with_masks=dense
     )
     plan = [0] * len(model.visual.transformer.resblocks)
     prompts = [entity_prompts(e, entity_templates) for e in entities]
     prompt_tokens = tokenizer(arch)([p for group in prompts for p in group]) if dense else None
-    per_clip = max(1, min(frames_per_clip, min(len(c) for c in clips)))
-    clips_per_batch = min(len(clips), max(1, batch_size // per_clip))
+    per_clip = max(1, min(cfg.frames_per_clip, min(len(c) for c in clips)))
+    clips_per_batch = min(len(clips), max(1, cfg.batch_size // per_clip))
     tokens = tokenizer(arch)(texts)  # (N, L)
     mean, std = (t.view(1, 3, 1, 1) for t in pixel_stats(model.visual))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))),
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
+    steps = cfg.steps
+    sched = warmup_cosine(opt, steps)
     out = Path(out)
     state_path = out.with_name(out.name + ".state")
     start = 0
-    if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+    if (state := load_state(state_path, model, opt, sched)) is not None:
         rng.setstate(state["rng"])
         start = state["step"]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -156,8 +155,8 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
             targets = patch_entity_targets(frame_masks, model.visual.grid_size, len(entities))
             # The corpus builder's embedding, through the text tower being trained.
             entity_emb = pool_prompts(model.encode_text(prompt_tokens), [len(g) for g in prompts])
-            loss = loss + region_weight * region_loss(
-                F.normalize(enc.regions, dim=-1), entity_emb, targets, scale, region_balance
+            loss = loss + cfg.region_weight * region_loss(
+                F.normalize(enc.regions, dim=-1), entity_emb, targets, scale
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -165,10 +164,8 @@ def pretrain_clip(arch: str, world: Path, out: Path, steps: int = 1500, batch_si
         sched.step()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        if state_every > 0 and (step + 1) % state_every == 0 and step + 1 < steps:
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "rng": rng.getstate(), "step": step + 1},
-                       state_path)  # fmt: skip
+        if cfg.state_every > 0 and (step + 1) % cfg.state_every == 0 and step + 1 < steps:
+            save_state(state_path, model, opt, sched, rng=rng.getstate(), step=step + 1)
     torch.save(model.state_dict(), out)
     state_path.unlink(missing_ok=True)
     return out

@@ -3,11 +3,11 @@ cross-entropy on scaled cosine scores, epoch checkpoints with resume, optional D
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -21,37 +21,51 @@ from model.alt import ALT
 
 from .evaluate import embed
 from .pretrain import patch_entity_targets, region_loss
+from .schedule import load_state, save_state, warmup_cosine
+
+
+class Dense(NamedTuple):
+    """A video embedding with what the region term needs."""
+
+    embedding: Tensor  # (B, D) normalized
+    regions: Tensor  # (B, T, R, D)
+    sources: Tensor | None  # (B, T, R, P) patches of each region; None: one patch each
 
 
 class ALTVideo(nn.Module):
-    """ALT as a video embedder (the baseline in baseline.py has the same interface)."""
+    """ALT as a video embedder. The embedders trained here (this and the baseline in
+    baseline.py) share two methods: `video_embedding` and `dense_embedding`."""
 
     def __init__(self, alt: ALT) -> None:
         super().__init__()
         self.alt = alt
 
-    def video_embedding(self, frames: Tensor, gumbel: bool = False, dense: bool = False):
-        """`(B, D)`; with `dense` also the region embeddings `(B, T, R, D)` and their patches
-        `(B, T, R, P)`, for the region term."""
-        out = self.alt.encode_video(frames, track_source=dense, gumbel=gumbel)
-        return (out.embedding, out.regions, out.sources) if dense else out.embedding
+    def video_embedding(self, frames: Tensor, gumbel: bool = False) -> Tensor:
+        """Normalized frames `(B, T, 3, H, W)` -> `(B, D)`."""
+        return self.alt.encode_video(frames, gumbel=gumbel).embedding
+
+    def dense_embedding(self, frames: Tensor, gumbel: bool = False) -> Dense:
+        out = self.alt.encode_video(frames, track_source=True, gumbel=gumbel)
+        return Dense(out.embedding, out.regions, out.sources)
 
 
 class _Forward(nn.Module):
-    # DDP wraps `forward`; the embedders expose `video_embedding`.
+    # DDP wraps `forward`; the embedders expose `video_embedding` and `dense_embedding`.
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
 
-    def forward(self, frames: Tensor, gumbel: bool, dense: bool = False):
-        return self.inner.video_embedding(frames, gumbel, dense)
+    def forward(self, frames: Tensor, gumbel: bool, dense: bool = False) -> Dense:
+        if dense:
+            return self.inner.dense_embedding(frames, gumbel)
+        return Dense(self.inner.video_embedding(frames, gumbel), None, None)
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 8
     batch_size: int = 16
-    lr: float = 1e-3  # adapter / temporal head
+    lr: float = 1e-3  # the head (ALT's adapter, the baseline's temporal transformer)
     backbone_lr_scale: float = 0.1  # the CLIP image tower learns 10x slower
     weight_decay: float = 0.05
     seed: int = 0
@@ -70,20 +84,13 @@ class TrainConfig:
     # region's alignment distribution (cosine / tau over the corpus) against the entities
     # under its patches. Keeps the regions aligned while the image tower adapts to actions.
     region_weight: float = 0.0
-    # How much the region term favors rare entities (`region_loss`'s `balance`): at 0 every
-    # region counts the same and the background's share of the frame decides what is learned.
-    region_balance: float = 0.0
-    # Weight of the label-entity term inside the epochs: a clip's video embedding also scores,
-    # among the corpus entities put through the label map, the entities its label names
-    # ("lifting a box" -> box) above the rest (`label_entity_targets`); clips whose label names
-    # none are left out. In the generated world it did worse than the label-map stage below
-    # (the video side can meet it through the verbs each object goes with); off by default.
-    label_entity_weight: float = 0.0
     # Label-map stage (needs ALTConfig.label_proj): after the epochs, with the video side
     # fixed, the label map and the temperature train `label_map_steps` more steps on the
-    # embeddings of up to `label_map_clips` training clips per class, with the label-entity
-    # term at `label_map_entity_weight`: the corpus entities become extra anchors for a map
-    # that is otherwise fit on the training labels alone, and new labels land better.
+    # embeddings of up to `label_map_clips` training clips per class, plus the label-entity
+    # term at `label_map_entity_weight`: a clip also scores, among the corpus entities put
+    # through the label map, the entities its label names ("lifting a box" -> box) above the
+    # rest. The corpus entities become extra anchors for a map otherwise fit on the training
+    # labels alone, so new labels land better.
     label_map_steps: int = 0
     label_map_entity_weight: float = 0.05
     label_map_clips: int = 100
@@ -96,7 +103,7 @@ def split_params(
     """Freeze the text side; return (image-tower params, head params) to train.
 
     Head params are everything that is neither CLIP's (the adapter, alpha, the label map,
-    temporal layers or branch) plus, with `logit_scale`, CLIP's temperature; a baseline's unused ALT
+    the baseline's temporal transformer) plus, with `logit_scale`, CLIP's temperature; a baseline's unused ALT
     adapter stays frozen.
     """
     alt: ALT = module.alt
@@ -106,8 +113,7 @@ def split_params(
     clip_ids = {id(p) for p in alt.clip.parameters()}
     shared = list(alt.label_proj.parameters()) if alt.label_proj is not None else []
     if isinstance(module, ALTVideo):
-        branch = list(alt.temporal.parameters()) if alt.temporal is not None else []
-        head = list(alt.adapter.parameters()) + [alt.alpha] + branch + shared
+        head = list(alt.adapter.parameters()) + [alt.alpha] + shared
     else:
         alt_ids = {id(p) for p in alt.parameters()}
         head = [p for p in module.parameters() if id(p) not in alt_ids] + shared
@@ -164,19 +170,16 @@ def fit_label_map(alt: ALT, features: Tensor, targets: Tensor) -> None:
     alt.label_proj.bias.copy_(a @ bias + c)
 
 
-def region_entity_loss(
-    alt: ALT, regions: Tensor, sources: Tensor | None, masks: Tensor, balance: float = 0.0
-) -> Tensor:
+def region_entity_loss(alt: ALT, regions: Tensor, sources: Tensor | None, masks: Tensor) -> Tensor:
     """Cross-entropy of each region's alignment (cosine / tau over the corpus) against the
     entity shares of the patches it holds. `regions` `(B, T, R, D)`; `sources` `(B, T, R, P)`
-    or None when every region is one patch; `masks` `(B, T, M, M)` with 1-based corpus ids;
-    `balance` as in `region_loss`."""
+    or None when every region is one patch; `masks` `(B, T, M, M)` with 1-based corpus ids."""
     targets = patch_entity_targets(masks.flatten(0, 1), alt.grid_size, alt.entities.shape[0])
     if sources is not None:
         targets = sources.flatten(0, 1).to(targets.dtype) @ targets  # (B T, R, E)
         targets = targets / targets.sum(dim=-1, keepdim=True).clamp(min=1e-6)
     regions = F.normalize(regions.flatten(0, 1), dim=-1)
-    return region_loss(regions, alt.entities, targets, torch.tensor(1.0 / alt.config.tau), balance)
+    return region_loss(regions, alt.entities, targets, torch.tensor(1.0 / alt.config.tau))
 
 
 def label_entity_loss(alt: ALT, video: Tensor, named: Tensor) -> Tensor:
@@ -237,6 +240,34 @@ def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def batch_loss(
+    alt: ALT, out: Dense, target: Tensor, label_features: Tensor, masks: Tensor | None,
+    cfg: TrainConfig,
+) -> Tensor:  # fmt: skip
+    """The terms of one training step: classification over the labels, and with masks the
+    region term."""
+    loss = F.cross_entropy(alt.logits(out.embedding, alt.project_labels(label_features)), target)
+    if masks is not None:
+        loss = loss + cfg.region_weight * region_entity_loss(alt, out.regions, out.sources, masks)
+    return loss
+
+
+def _optimizer(backbone: list, head: list, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        [{"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale}, {"params": head, "lr": cfg.lr}],
+        weight_decay=cfg.weight_decay,
+    )  # fmt: skip
+
+
+def _mirror(x: Tensor, masks: Tensor | None, flips: torch.Generator):
+    """Mirror half the clips (and their masks) left to right."""
+    mirror = torch.rand(x.shape[0], generator=flips) < 0.5
+    x = torch.where(mirror.view(-1, 1, 1, 1, 1), x.flip(-1), x)
+    if masks is not None:
+        masks = torch.where(mirror.view(-1, 1, 1, 1), masks.flip(-1), masks)
+    return x, masks
+
+
 def fit(
     module: nn.Module,
     dataset: Dataset,
@@ -245,8 +276,8 @@ def fit(
     label_entities: Tensor | None = None,
 ) -> list[float]:
     """Train in place on `label_features` (`ALT.label_features` of the dataset's labels, which
-    the frozen text side fixes); returns the mean loss of each epoch. The label-entity term
-    takes `label_entities`, `label_entity_targets` of the same labels."""
+    the frozen text side fixes); returns the mean loss of each epoch. The label-map stage's
+    entity term takes `label_entities`, `label_entity_targets` of the same labels."""
     torch.manual_seed(cfg.seed)
     alt: ALT = module.alt
     dense = cfg.region_weight > 0
@@ -260,8 +291,6 @@ def fit(
             f"label_entities must be (labels, entities) = ({len(label_features)}, "
             f"{alt.entities.shape[0]}), got {tuple(label_entities.shape)}"
         )
-    if cfg.label_entity_weight > 0 and label_entities is None:
-        raise ValueError("label_entity_weight > 0 needs label_entities")
     backbone, head = split_params(module, cfg.train_logit_scale)
     ddp = _distributed()
     rank = 0
@@ -275,41 +304,24 @@ def fit(
     runner: nn.Module = _Forward(module)
     if ddp:
         runner = DistributedDataParallel(runner)
-    opt = torch.optim.AdamW(
-        [
-            {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale},
-            {"params": head, "lr": cfg.lr},
-        ],
-        weight_decay=cfg.weight_decay,
-    )
-    total = cfg.epochs * len(loader)
-    warmup = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: (
-            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))
-        ),
-    )
-    start, history, label_map_done = 0, [], False
+    opt = _optimizer(backbone, head, cfg)
+    sched = warmup_cosine(opt, cfg.epochs * len(loader))
     state_path = Path(cfg.state_dir) / "train_state.pt" if cfg.state_dir else None
-    if state_path is not None and state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
-        module.load_state_dict(state["module"], strict=True)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, history = state["epoch"], state["history"]
-        label_map_done = state.get("label_map_done", False)
-    elif alt.label_proj is not None and cfg.whiten_labels:  # a fresh start: place the labels
+    state = load_state(state_path, module, opt, sched)
+    if state is None and alt.label_proj is not None and cfg.whiten_labels:
+        # A fresh start: place the labels.
         whiten_label_map(alt, label_features)
         if cfg.label_prototypes and hasattr(dataset, "targets"):
             fit_label_map(alt, label_features, class_means(module, dataset, len(label_features)))
+    start = state["epoch"] if state else 0
+    history = state["history"] if state else []
+    label_map_done = state.get("label_map_done", False) if state else False
     label_features = label_features.detach()
 
     def save(epochs_done: int, map_done: bool) -> None:
         if rank == 0 and state_path is not None:
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"module": module.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epochs_done, "history": history, "label_map_done": map_done}, state_path)  # fmt: skip
+            save_state(state_path, module, opt, sched, epoch=epochs_done, history=history,
+                       label_map_done=map_done)  # fmt: skip
 
     module.train()
     for epoch in range(start, cfg.epochs):
@@ -317,33 +329,13 @@ def fit(
             sampler.set_epoch(epoch)
         flips = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         losses = []
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
-            disable=rank != 0,
-            leave=False,
-        )
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=rank != 0, leave=False)  # fmt: skip
         for frames, target, *rest in bar:  # datasets with masks add them as a third item
-            x = alt.normalize(frames)
-            masks = rest[0] if dense else None
+            x, masks = alt.normalize(frames), (rest[0] if dense else None)
             if cfg.flip:
-                mirror = torch.rand(x.shape[0], generator=flips) < 0.5
-                x = torch.where(mirror.view(-1, 1, 1, 1, 1), x.flip(-1), x)
-                if dense:
-                    masks = torch.where(mirror.view(-1, 1, 1, 1), masks.flip(-1), masks)
-            if dense:
-                emb, regions, sources = runner(x, True, True)
-            else:
-                emb = runner(x, True)
-            loss = F.cross_entropy(alt.logits(emb, alt.project_labels(label_features)), target)
-            if dense:
-                loss = loss + cfg.region_weight * region_entity_loss(
-                    alt, regions, sources, masks, cfg.region_balance
-                )
-            if cfg.label_entity_weight > 0:
-                named = label_entities[target]
-                loss = loss + cfg.label_entity_weight * label_entity_loss(alt, emb, named)
+                x, masks = _mirror(x, masks, flips)
+            loss = batch_loss(alt, runner(x, True, dense), target, label_features, masks, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -94,8 +94,12 @@ def test_a_batch_answers_each_file_as_alt_recognize_does(collection, tmp_path):
         _same(lines[str(path)], json.loads(rec.stdout))
     # Accuracy over the label column, as the lines say it.
     top1 = sum(lines[str(p)]["actions"][0]["label"] == lab for p, lab in videos) / 20 * 100
-    top5 = sum(lab in [a["label"] for a in lines[str(p)]["actions"]] for p, lab in videos) / 20 * 100
-    assert f"top-1 {top1:.1f}%  top-5 {top5:.1f}%  over 20 labelled videos (1 errors)" in proc.stderr
+    top5 = (
+        sum(lab in [a["label"] for a in lines[str(p)]["actions"]] for p, lab in videos) / 20 * 100
+    )
+    assert (
+        f"top-1 {top1:.1f}%  top-5 {top5:.1f}%  over 20 labelled videos (1 errors)" in proc.stderr
+    )
 
 
 def test_a_glob_and_a_folder_are_collections_too(collection, tmp_path):

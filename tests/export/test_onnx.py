@@ -12,11 +12,10 @@ from onnx import TensorProto, helper
 from export.onnx_export import VideoGraph, export_onnx
 from export.token_merge import BODY_OPSET, DOMAIN, OP, attach
 from media import decode_clip
-from model import load_checkpoint, preset
+from model import load_checkpoint
 from model.merge import bipartite_soft_matching, merge_tokens
 from server.backends.onnx_backend import OnnxBackend
 from server.backends.torch_backend import TorchBackend
-from tests.fixtures import save_tiny_checkpoint
 
 
 def _single_op_model(r: int) -> onnx.ModelProto:
@@ -111,28 +110,3 @@ def test_onnx_backend_gives_the_torch_backend_answers(exported, tiny_checkpoint,
         assert list(top_a) == list(top_b)
         assert list(a.entity_ids) == list(b.entity_ids)
         assert np.array_equal(a.patch_entities, b.patch_entities)
-
-
-def test_adapter_options_export_with_the_same_answers(tmp_path, video_dir):
-    """Frame-token keys with temporal self-attention, and the temporal branch, go through
-    ONNX unchanged."""
-    config = preset("tiny").replace(
-        alpha_init=0.5, adapter_frame_tokens=True, adapter_temporal_layers=1,
-        temporal_branch_layers=1,
-    )  # fmt: skip
-    model = load_checkpoint(save_tiny_checkpoint(tmp_path / "ckpt", config)).model
-    export_onnx(tmp_path / "ckpt", tmp_path / "onnx")
-    sess = ort.InferenceSession(
-        str(tmp_path / "onnx" / "video.onnx"), providers=["CPUExecutionProvider"]
-    )
-    clips = torch.cat(
-        [
-            torch.from_numpy(decode_clip((video_dir / f"clip{i}.mp4").read_bytes(), 4, 64)[0])
-            for i in range(2)
-        ]
-    )
-    got = sess.run(None, {"frames": clips.numpy()})
-    with torch.no_grad():
-        want = VideoGraph(model.eval())(clips)
-    assert np.abs(got[0] - want[0].numpy()).max() <= 1e-4
-    assert np.array_equal(got[1], want[1].numpy())  # aligned entities

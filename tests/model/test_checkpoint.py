@@ -71,14 +71,19 @@ def test_wrong_shape_and_missing_files_are_errors(saved):
         load_checkpoint(directory / "nowhere")
 
 
-def test_config_json_round_trip_and_unknown_fields(tmp_path, tiny_config):
+def test_config_json_round_trip_unknown_and_retired_fields(tiny_config):
     cfg = tiny_config.replace(merge_schedule=(1, 2, 3, 4), label_templates=("x {}",))
-    cfg.save(tmp_path / "c.json")
-    assert ALTConfig.load(tmp_path / "c.json") == cfg
-    data = json.loads((tmp_path / "c.json").read_text())
-    data["bogus"] = 1
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert ALTConfig.from_dict(data) == cfg
+    # Checkpoints of earlier versions store retired fields switched off: they load ...
+    assert (
+        ALTConfig.from_dict({**data, "temporal_branch_layers": 0, "merge_inflection": 0.0}) == cfg
+    )
+    # ... switched on, they are refused by name.
+    with pytest.raises(ValueError, match="adapter_frame_tokens"):
+        ALTConfig.from_dict({**data, "adapter_frame_tokens": True})
     with pytest.raises(ValueError, match="bogus"):
-        ALTConfig.from_dict(data)
+        ALTConfig.from_dict({**data, "bogus": 1})
 
 
 def test_alt_from_a_local_clip_weights_file(tmp_path, tiny_config, tiny_frames):

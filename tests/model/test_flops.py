@@ -1,9 +1,8 @@
-import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from model import build_alt, preset
+from model import preset
 from model.flops import PAPER_B16_GFLOPS, count, count_params
 
 
@@ -28,27 +27,3 @@ def test_param_counts_match_built_model(tiny_bundle):
     params = count_params(model.config)
     assert params.total == sum(p.numel() for p in model.parameters())
     assert params.visual == sum(p.numel() for p in model.clip.visual.parameters())
-
-
-@pytest.mark.parametrize("temporal_layers", [0, 2])
-def test_analytic_count_and_params_with_frame_tokens(tiny_config, tiny_frames, temporal_layers):
-    torch.manual_seed(0)
-    config = tiny_config.replace(adapter_frame_tokens=True, adapter_temporal_layers=temporal_layers)
-    model, corpus = build_alt(config)
-    model.eval()
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        model.encode_video(tiny_frames[:1])
-    assert counter.get_total_flops() // 2 == count(model.config, len(corpus)).per_view
-    assert count_params(model.config).total == sum(p.numel() for p in model.parameters())
-
-
-def test_analytic_count_and_params_with_a_temporal_branch(tiny_config, tiny_frames):
-    torch.manual_seed(0)
-    model, corpus = build_alt(tiny_config.replace(temporal_branch_layers=2))
-    model.eval()
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        model.encode_video(tiny_frames[:1])
-    cost = count(model.config, len(corpus))
-    assert counter.get_total_flops() // 2 == cost.per_view
-    assert cost.per_view > count(tiny_config, len(corpus)).per_view
-    assert count_params(model.config).total == sum(p.numel() for p in model.parameters())

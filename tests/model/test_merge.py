@@ -14,13 +14,6 @@ def test_constant_schedule():
     assert parse_schedule(12, 8) == [8] * 12
 
 
-def test_ramp_keeps_mean_and_direction():
-    sched = parse_schedule(12, 8, inflection=0.5)
-    assert sched[0] == 12 and sched[-1] == 4
-    assert sum(sched) == 96
-    assert sched == sorted(sched, reverse=True)
-
-
 def test_explicit_schedule_wins_and_is_checked():
     assert parse_schedule(3, 8, explicit=(1, 2, 3)) == [1, 2, 3]
     with pytest.raises(ValueError, match="3 entries for a 4-layer"):
