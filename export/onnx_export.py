@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from model.alt import ALT
 from model.checkpoint import load_checkpoint
 from model.clip import tokenizer
+from model.contract import TEXT_INPUT, TEXT_OUTPUTS, VIDEO_INPUT, VIDEO_OUTPUTS
 
 from .token_merge import BODY_OPSET, attach, merge_for_export
 
@@ -55,9 +56,6 @@ class TextGraph(nn.Module):
         return self.alt.clip.encode_text(tokens, normalize=True)
 
 
-VIDEO_OUTPUTS = ["embedding", "entity_ids", "entity_scores", "region_entities", "patch_entities"]
-
-
 def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
     """Export both graphs; returns the metadata written to `meta.json`."""
     bundle = load_checkpoint(checkpoint)
@@ -78,35 +76,20 @@ def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 VideoGraph(alt), (frames,), str(out / "video.onnx"), opset_version=OPSET, dynamo=False,
-                input_names=["frames"], output_names=VIDEO_OUTPUTS,
-                dynamic_axes={"frames": {0: "batch"}, **{name: {0: "batch"} for name in VIDEO_OUTPUTS}},
+                input_names=[VIDEO_INPUT], output_names=list(VIDEO_OUTPUTS),
+                dynamic_axes={VIDEO_INPUT: {0: "batch"}, **{name: {0: "batch"} for name in VIDEO_OUTPUTS}},
                 custom_opsets={"ai.alt": 1},
             )  # fmt: skip
             torch.onnx.export(
                 TextGraph(alt), (tokens,), str(out / "text.onnx"), opset_version=OPSET, dynamo=False,
-                input_names=["tokens"], output_names=["text_embedding"],
-                dynamic_axes={"tokens": {0: "n"}, "text_embedding": {0: "n"}},
+                input_names=[TEXT_INPUT], output_names=list(TEXT_OUTPUTS),
+                dynamic_axes={TEXT_INPUT: {0: "n"}, TEXT_OUTPUTS[0]: {0: "n"}},
             )  # fmt: skip
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     (out / "tokenizer.json").write_text(json.dumps(tokenizer_spec(tokenizer(cfg.clip_arch))))
     video = attach(onnx.load(str(out / "video.onnx")))
-    meta = {
-        "name": cfg.name,
-        "version": Path(checkpoint).resolve().name,
-        "clip_arch": cfg.clip_arch,
-        "frames": cfg.frames,
-        "image_size": cfg.image_size,
-        "clips": cfg.test_clips,
-        "crops": cfg.test_crops,
-        "grid": list(alt.grid_size),
-        "context_length": int(tokens.shape[1]),
-        "logit_scale": float(alt.logit_scale().detach()),
-        "entity_names": bundle.corpus.names,
-        "default_labels": bundle.labels,
-        "label_templates": list(cfg.label_templates),
-        "card": bundle.card,
-    }
+    meta = bundle.meta(Path(checkpoint).resolve().name, int(tokens.shape[1])).to_json()
     for key in ("name", "frames", "image_size", "grid"):
         entry = video.metadata_props.add()
         entry.key, entry.value = key, json.dumps(meta[key])

@@ -13,7 +13,7 @@ from . import align
 from .adapter import VideoAdapter
 from .clip import pixel_stats, tokenizer
 from .config import ALTConfig
-from .merge import parse_schedule
+from .schedule import parse_schedule
 from .vit import MergeFn, check_visual, merge_plan, merge_step, num_patches, region_forward
 
 

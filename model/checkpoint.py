@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from .alt import ALT
 from .clip import create_clip
 from .config import ALTConfig
+from .contract import ModelMeta
 from .corpus import BODY_PARTS, Entity, EntityCorpus, build_corpus
 
 FORMAT_VERSION = 1
@@ -45,6 +46,18 @@ class Bundle:
     labels: list[str]
     card: dict = field(default_factory=dict)
     label_embeddings: torch.Tensor | None = None  # (L, D) for `labels`, when stored
+
+    def meta(self, version: str, context_length: int = 77) -> ModelMeta:
+        """The serving contract's facts of this model (`version`: the directory's name)."""
+        alt, cfg = self.model, self.model.config
+        return ModelMeta(
+            name=cfg.name, version=version, clip_arch=cfg.clip_arch, frames=cfg.frames,
+            image_size=cfg.image_size, clips=cfg.test_clips, crops=cfg.test_crops,
+            grid=tuple(alt.grid_size), entity_names=tuple(self.corpus.names),
+            default_labels=tuple(self.labels), label_templates=tuple(cfg.label_templates),
+            logit_scale=float(alt.logit_scale().detach()), card=dict(self.card),
+            context_length=context_length,
+        )  # fmt: skip
 
 
 def build_alt(

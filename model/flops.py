@@ -1,20 +1,22 @@
 """Cost accounting as the video-CLIP papers count it: multiply-adds of matmuls and
 convolutions (fvcore style, "FLOPs" = MACs), per view and per clip with views.
 
-Counted from the architecture and the merge schedule alone, so it needs no weights.
-Norms, activations and softmax are left out, as fvcore's defaults do for them.
+Counted from the architecture and the merge schedule alone, so it needs no weights, and
+imports neither torch nor open_clip (`alt info` answers at once). Norms, activations and
+softmax are left out, as fvcore's defaults do for them.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import torch
-
-from .adapter import VideoAdapter
-from .clip import arch_config, create_clip
 from .config import ALTConfig
-from .merge import clip_r, parse_schedule, token_counts
+from .schedule import clip_r, parse_schedule, token_counts
 
 # The ALT paper's ViT-B/16 figure: 8 frames x (3 clips x 1 crop).
 PAPER_B16_GFLOPS = 328.0
@@ -37,6 +39,21 @@ class Cost:
     @property
     def per_clip(self) -> int:
         return self.per_view * self.views
+
+
+@functools.cache
+def arch_config(arch: str) -> dict[str, Any]:
+    """open_clip's architecture dict, read from its JSON file (ours in model/archs, the rest
+    in open_clip's package) without importing open_clip."""
+    ours = Path(__file__).parent / "archs" / f"{arch}.json"
+    if ours.is_file():
+        return json.loads(ours.read_text())
+    spec = importlib.machinery.PathFinder.find_spec("open_clip")  # found, never imported
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "model_configs" / f"{arch}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    raise ValueError(f"unknown open_clip architecture {arch!r}")
 
 
 def _transformer_layer(n: int, width: int, heads: int, mlp_ratio: float, r: int) -> int:
@@ -84,23 +101,39 @@ def count(config: ALTConfig, num_entities: int = 1000) -> Cost:
 class Params:
     visual: int
     text: int  # text tower and logit scale
-    adapter: int  # adapter and alpha
+    adapter: int  # adapter, alpha and the label map
 
     @property
     def total(self) -> int:
         return self.visual + self.text + self.adapter
 
 
+def _block_params(width: int, mlp_ratio: float) -> int:
+    """One open_clip residual attention block: two LayerNorms, in/out projections, MLP."""
+    hidden = int(width * mlp_ratio)
+    return 4 * width + 4 * width * width + 4 * width + 2 * width * hidden + hidden + width
+
+
+def _adapter_params(config: ALTConfig, dim: int) -> int:
+    """VideoAdapter, alpha and the label map (model/adapter.py, model/alt.py)."""
+    linear = dim * dim + dim
+    hidden = int(dim * config.adapter_mlp_ratio)
+    decoder = 4 * 2 * dim + 2 * 4 * linear + dim * hidden + hidden + hidden * dim + dim
+    adapter = 4 * linear + dim + config.frames * dim + config.adapter_layers * decoder
+    adapter += 2 * dim + linear  # final norm and projection
+    return adapter + 1 + (linear if config.label_proj else 0)
+
+
 def count_params(config: ALTConfig) -> Params:
-    """Parameter counts, from modules built on the meta device (no memory, no init cost)."""
-    with torch.device("meta"):
-        clip = create_clip(config.clip_arch, device="meta")
-        dim = clip.visual.output_dim
-        adapter = VideoAdapter(
-            dim, config.frames, config.adapter_layers, max(1, dim // config.adapter_head_dim),
-            config.adapter_mlp_ratio,
-        )  # fmt: skip
-    visual = sum(p.numel() for p in clip.visual.parameters())
-    total = sum(p.numel() for p in clip.parameters())
-    head = sum(p.numel() for p in adapter.parameters())
-    return Params(visual, total - visual, head + 1)
+    """Parameter counts from the architecture (tested equal to the built model's)."""
+    arch = arch_config(config.clip_arch)
+    vis, txt, dim = arch["vision_cfg"], arch["text_cfg"], arch["embed_dim"]
+    width, patch = vis["width"], vis["patch_size"]
+    grid = vis["image_size"] // patch
+    visual = 3 * patch * patch * width + width + (grid * grid + 1) * width + 2 * width
+    visual += vis["layers"] * _block_params(width, vis.get("mlp_ratio", 4.0))
+    visual += 2 * width + width * dim
+    tw = txt["width"]
+    text = txt["vocab_size"] * tw + txt["context_length"] * tw + 2 * tw + tw * dim + 1
+    text += txt["layers"] * _block_params(tw, txt.get("mlp_ratio", 4.0))
+    return Params(visual, text, _adapter_params(config, dim))

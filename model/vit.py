@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import Tensor, nn
 
-from .merge import bipartite_soft_matching, clip_r, merge_tokens, token_counts
+from .merge import bipartite_soft_matching, merge_tokens
+from .schedule import clip_r, token_counts
 
 
 class RegionOutput(NamedTuple):

@@ -27,7 +27,7 @@ from .backends import Backend, ClipResult, create_backend
 from .engine import Engine
 from .errors import ServiceError, from_video_error
 from .metrics import Metrics
-from .schemas import Explain
+from .schemas import Explain, Recognition
 from .settings import Settings
 
 VIDEO_SUFFIXES = frozenset(
@@ -164,9 +164,11 @@ class LabelledAnswers:
         )  # fmt: skip
 
     def line(self, path: str, video: VideoInfo, views: list[ClipResult], timings: dict) -> dict:
-        answer = ex.answer(self.backend.info, video, views, self.labels, self.label_emb,
-                           self.top_k, self.explain, timings)  # fmt: skip
-        return {"path": path, "status": 200, **answer}
+        answer = Recognition.model_validate(
+            ex.answer(self.backend.info, video, views, self.labels, self.label_emb,
+                      self.top_k, self.explain, timings)
+        )  # fmt: skip
+        return {"path": path, "status": 200, **answer.model_dump(mode="json", exclude_none=True)}
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -190,8 +192,9 @@ async def _local(settings: Settings, items: list[Item], labels, top_k: int, expl
             item = queue.get_nowait()
             try:
                 data = await asyncio.to_thread(Path(item.path).read_bytes)
+                answer = await engine.recognize(data, labels, top_k, Explain(explain))
                 line = {"path": item.path, "status": 200,
-                        **await engine.recognize(data, labels, top_k, Explain(explain))}  # fmt: skip
+                        **answer.model_dump(mode="json", exclude_none=True)}  # fmt: skip
             except Exception as err:  # noqa: BLE001 - a file's failure is its line, not the run's
                 line = error_line(item.path, err)
             if item.label:

@@ -27,10 +27,10 @@ from . import explain as ex
 from .admission import Admission
 from .backends import Backend, ClipResult, ModelInfo
 from .batcher import Batcher, BatchError, BatchStats, QueueFull, QueueTimeout
-from .errors import BatchFailed, Overloaded, TimedOut
+from .errors import TimedOut, Unavailable, from_batch_error
 from .labels import LabelCache
 from .metrics import Metrics
-from .schemas import Explain
+from .schemas import Explain, Recognition
 from .settings import Settings
 
 _LABEL_CHUNK = 64  # labels per text-encoder call
@@ -159,18 +159,16 @@ class ModelRunner:
         self.metrics.stage.labels("inference").observe(stats.seconds)
 
     async def infer(self, frames: np.ndarray, explain_regions: bool) -> Inference:
+        if not self.batcher.running:
+            raise Unavailable("the model's batcher has stopped; this server needs a restart")
         self.metrics.queue_depth.set(self.batcher.depth + 1)
         timeout = self.settings.request_timeout_s
         try:
             views, job = await self.batcher.submit(
                 _Payload(frames, explain_regions), len(frames), timeout
             )
-        except QueueFull as err:
-            raise Overloaded(str(err), headers={"Retry-After": "1"}) from None
-        except QueueTimeout as err:
-            raise TimedOut(str(err)) from None
-        except BatchError as err:
-            raise BatchFailed(f"inference failed: {err}") from None
+        except (QueueFull, QueueTimeout, BatchError) as err:
+            raise from_batch_error(err) from None
         finally:
             self.metrics.queue_depth.set(self.batcher.depth)
         queue_s = job.started - job.enqueued
@@ -239,7 +237,7 @@ class Engine:
 
     async def recognize(
         self, data: bytes, labels: list[str] | None, top_k: int, explain: Explain
-    ) -> dict:
+    ) -> Recognition:
         """The whole answer within `request_timeout_s`: decoding, label encoding, the model."""
         limit = self.settings.request_timeout_s
         try:
@@ -250,7 +248,7 @@ class Engine:
 
     async def _recognize(
         self, data: bytes, labels: list[str] | None, top_k: int, explain: Explain
-    ) -> dict:
+    ) -> Recognition:
         t0 = time.perf_counter()
         frames, video = await self.decoder.decode(data, self.job)
         del data  # the upload is not needed any more
@@ -264,4 +262,11 @@ class Engine:
         self.metrics.stage.labels("total").observe(total)
         timings = {"decode_s": decode_s, "queue_s": run.queue_s,
                    "inference_s": run.inference_s, "total_s": total}  # fmt: skip
-        return ex.answer(self.info, video, run.views, label_set, label_emb, top_k, explain, timings)
+        # Ranking, explanations and the response model, off the event loop.
+        return await asyncio.to_thread(
+            _answer, self.info, video, run.views, label_set, label_emb, top_k, explain, timings
+        )
+
+
+def _answer(*args) -> Recognition:
+    return Recognition.model_validate(ex.answer(*args))

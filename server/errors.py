@@ -88,6 +88,17 @@ _HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 ERROR_STATUSES = (400, 401, 404, 405, 408, 413, 415, 422, 429, 500, 503, 504)
 
 
+def from_batch_error(err: Exception) -> ServiceError:
+    """The batcher's refusals and failures as answers."""
+    from .batcher import QueueFull, QueueTimeout
+
+    if isinstance(err, QueueFull):
+        return Overloaded(str(err), headers={"Retry-After": "1"})
+    if isinstance(err, QueueTimeout):
+        return TimedOut(str(err))
+    return BatchFailed(f"inference failed: {err}")
+
+
 def from_video_error(err: VideoError) -> ServiceError:
     if isinstance(err, DecodeFailed):
         return Undecodable(str(err))
@@ -141,6 +152,13 @@ def install_handlers(app: FastAPI, on_error) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return _body(kind.replace(" ", "_"), detail, exc.status_code, exc.headers)
 
+    async def batch_error(request: Request, exc: Exception) -> JSONResponse:
+        return await service_error(request, from_batch_error(exc))
+
+    from .batcher import BatchError, QueueFull, QueueTimeout
+
+    for kind in (QueueFull, QueueTimeout, BatchError):
+        app.add_exception_handler(kind, batch_error)
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(VideoError, video_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -96,11 +96,13 @@ def region_maps(
 ) -> list[dict]:
     """Per sampled frame, the patch grid labelled with indices into `entities` (-1: other)."""
     assert view.patch_entities is not None, "region maps need patch_entities"
-    lookup = {e["id"]: i for i, e in enumerate(entities)}
-    index = np.vectorize(lambda eid: lookup.get(int(eid), -1), otypes=[np.int64])
+    ids = view.patch_entities
+    lookup = np.full(int(max(ids.max(), max((e["id"] for e in entities), default=0))) + 1, -1)
+    for i, e in enumerate(entities):
+        lookup[e["id"]] = i
     maps = []
-    for t, patches in enumerate(view.patch_entities):
-        labelled = index(patches).reshape(grid)
+    for t, patches in enumerate(ids):
+        labelled = lookup[patches].reshape(grid)
         maps.append({"frame": t, "time_s": times[t], "grid": labelled.tolist()})
     return maps
 

@@ -17,7 +17,8 @@ async def _recognize(settings: Settings, data: bytes, labels, top_k: int, explai
     engine = Engine.local(create_backend(settings), settings, Metrics())
     await engine.start()
     try:
-        return await engine.recognize(data, labels, top_k, explain)
+        answer = await engine.recognize(data, labels, top_k, explain)
+        return answer.model_dump(mode="json", exclude_none=True)
     finally:
         await engine.stop()
 

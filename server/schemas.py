@@ -86,3 +86,52 @@ class Recognition(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     detail: str
+
+
+class LabelsAnswer(BaseModel):
+    labels: list[str] = Field(description="the model's default label set")
+    templates: list[str] = Field(description="prompt templates averaged per label")
+    domain: str = Field(description="what the model knows")
+
+
+class LabelSetSummary(BaseModel):
+    name: str
+    title: str
+    labels: int = Field(description="how many labels the set has")
+
+
+class LabelSets(BaseModel):
+    label_sets: list[LabelSetSummary]
+
+
+class LabelSetAnswer(BaseModel):
+    name: str
+    labels: list[str]
+
+
+class ModelAnswer(BaseModel):
+    name: str
+    version: str
+    backend: str
+    device: str
+    dtype: str
+    frames: int = Field(description="frames sampled per view")
+    image_size: int
+    views: int = Field(description="views (temporal clips x spatial crops) per video")
+    domain: str
+    card: dict = Field(description="the checkpoint's card: its domain and sources")
+    default_labels: int
+    entities: int
+    label_templates: list[str]
+
+
+class EntitiesAnswer(BaseModel):
+    entities: list[str]
+
+
+class Alive(BaseModel):
+    status: str
+
+
+class Samples(BaseModel):
+    samples: list[str] = Field(description="file names under /samples/{name}")

@@ -8,6 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
+from model.contract import ModelMeta
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -26,6 +28,17 @@ class ModelInfo:
     label_templates: tuple[str, ...]
     logit_scale: float
     card: dict = field(default_factory=dict)  # what the model knows (`domain`), its sources
+
+    @classmethod
+    def of(cls, meta: ModelMeta, backend: str, device: str, dtype: str) -> ModelInfo:
+        """The served model's facts: the contract's, and where and how it runs."""
+        return cls(
+            name=meta.name, version=meta.version, backend=backend, device=device, dtype=dtype,
+            frames=meta.frames, image_size=meta.image_size, clips=meta.clips, crops=meta.crops,
+            grid=tuple(meta.grid), entity_names=meta.entity_names,
+            default_labels=meta.default_labels, label_templates=meta.label_templates,
+            logit_scale=meta.logit_scale, card=dict(meta.card),
+        )  # fmt: skip
 
     @property
     def domain(self) -> str:

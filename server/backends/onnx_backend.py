@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from model.contract import TEXT_INPUT, VIDEO_INPUT, ModelMeta, label_head
+
 from ..tokenizer import BpeTokenizer
 from .base import ClipResult, ModelInfo, split_results
 
@@ -38,7 +40,7 @@ class OnnxBackend:
         for name in ("video.onnx", "text.onnx", "meta.json"):
             if not (onnx_dir / name).is_file():
                 raise FileNotFoundError(f"{onnx_dir} is not an ONNX export: {name} is missing")
-        meta = json.loads((onnx_dir / "meta.json").read_text())
+        meta = ModelMeta.from_json(json.loads((onnx_dir / "meta.json").read_text()))
         providers = choose_providers(device)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -56,35 +58,20 @@ class OnnxBackend:
         else:  # an export from before tokenizer.json: open_clip's tokenizer (imports torch)
             from model.clip import tokenizer
 
-            self._tokenize = tokenizer(meta["clip_arch"])
+            self._tokenize = tokenizer(meta.clip_arch)
         self.label_map = None
         if (onnx_dir / "label_map.npz").is_file():
             with np.load(onnx_dir / "label_map.npz") as m:
                 self.label_map = (m["weight"], m["bias"])
-        self.info = ModelInfo(
-            name=meta["name"],
-            version=meta["version"],
-            backend="onnxruntime",
-            device=active[0].removesuffix("ExecutionProvider").lower(),
-            dtype="fp32",
-            frames=meta["frames"],
-            image_size=meta["image_size"],
-            clips=meta["clips"],
-            crops=meta["crops"],
-            grid=tuple(meta["grid"]),
-            entity_names=tuple(meta["entity_names"]),
-            default_labels=tuple(meta["default_labels"]),
-            label_templates=tuple(meta["label_templates"]),
-            logit_scale=float(meta["logit_scale"]),
-            card=dict(meta.get("card", {})),
-        )
+        device = active[0].removesuffix("ExecutionProvider").lower()
+        self.info = ModelInfo.of(meta, "onnxruntime", device, "fp32")
 
     def stored_label_embeddings(self) -> None:
         return None
 
     def encode_video(self, frames: np.ndarray, explain_regions: bool) -> list[ClipResult]:
         emb, ids, scores, regions, patches = self.video.run(
-            None, {"frames": np.ascontiguousarray(frames, np.uint8)}
+            None, {VIDEO_INPUT: np.ascontiguousarray(frames, np.uint8)}
         )
         return split_results(emb, ids, scores, regions, patches if explain_regions else None)
 
@@ -92,11 +79,5 @@ class OnnxBackend:
         templates = self.info.label_templates
         prompts = [t.format(label) for label in labels for t in templates]
         tokens = np.asarray(self._tokenize(prompts), dtype=np.int64)
-        (feats,) = self.text.run(None, {"tokens": tokens})
-        feats = feats.reshape(len(labels), len(templates), -1).mean(axis=1)
-        feats = feats / np.linalg.norm(feats, axis=-1, keepdims=True)
-        if self.label_map is not None:  # as ALT.project_labels
-            weight, bias = self.label_map
-            feats = feats @ weight.T + bias
-            feats = feats / np.linalg.norm(feats, axis=-1, keepdims=True)
-        return feats
+        (feats,) = self.text.run(None, {TEXT_INPUT: tokens})
+        return label_head(feats.reshape(len(labels), len(templates), -1), self.label_map)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from model.contract import VIDEO_INPUT, VIDEO_OUTPUTS
+
 from .base import ClipResult, split_results
 from .onnx_backend import OnnxBackend
-
-OUTPUTS = ("embedding", "entity_ids", "entity_scores", "region_entities", "patch_entities")
 
 
 class TensorRTBackend(OnnxBackend):
@@ -34,10 +34,10 @@ class TensorRTBackend(OnnxBackend):
     def encode_video(self, frames: np.ndarray, explain_regions: bool) -> list[ClipResult]:
         torch = self.torch
         x = torch.as_tensor(frames, dtype=torch.uint8, device="cuda").contiguous()
-        self.context.set_input_shape("frames", tuple(x.shape))
-        self.context.set_tensor_address("frames", x.data_ptr())
+        self.context.set_input_shape(VIDEO_INPUT, tuple(x.shape))
+        self.context.set_tensor_address(VIDEO_INPUT, x.data_ptr())
         outs = {}
-        for name in OUTPUTS:
+        for name in VIDEO_OUTPUTS:
             shape = tuple(self.context.get_tensor_shape(name))
             dtype = torch.int64 if name.endswith(("ids", "entities")) else torch.float32
             outs[name] = torch.empty(shape, dtype=dtype, device="cuda")
@@ -45,5 +45,5 @@ class TensorRTBackend(OnnxBackend):
         stream = torch.cuda.current_stream()
         self.context.execute_async_v3(stream.cuda_stream)
         stream.synchronize()
-        arrays = [outs[name].cpu().numpy() for name in OUTPUTS]
+        arrays = [outs[name].cpu().numpy() for name in VIDEO_OUTPUTS]
         return split_results(*arrays[:4], arrays[4] if explain_regions else None)

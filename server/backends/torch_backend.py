@@ -46,24 +46,8 @@ class TorchBackend:
             self._compiled = torch.compile(
                 self._forward, dynamic=False, mode="reduce-overhead" if small else None
             )
-        cfg = self.model.config
-        self.info = ModelInfo(
-            name=cfg.name,
-            version=Path(checkpoint).resolve().name,
-            backend="torch",
-            device=str(self.device),
-            dtype=dtype,
-            frames=cfg.frames,
-            image_size=cfg.image_size,
-            clips=cfg.test_clips,
-            crops=cfg.test_crops,
-            grid=self.model.grid_size,
-            entity_names=tuple(bundle.corpus.names),
-            default_labels=tuple(bundle.labels),
-            label_templates=cfg.label_templates,
-            logit_scale=float(self.model.logit_scale().detach()),
-            card=dict(bundle.card),
-        )
+        meta = bundle.meta(Path(checkpoint).resolve().name)
+        self.info = ModelInfo.of(meta, "torch", str(self.device), dtype)
         self._stored_labels = bundle.label_embeddings
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

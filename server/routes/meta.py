@@ -10,51 +10,58 @@ from model import catalog
 
 from ..deps import EngineDep, MetricsDep, require_key
 from ..labels import named_label_set
+from ..schemas import (
+    Alive,
+    EntitiesAnswer,
+    LabelsAnswer,
+    LabelSetAnswer,
+    LabelSets,
+    LabelSetSummary,
+    ModelAnswer,
+)
 
 router = APIRouter(tags=["model"], dependencies=[Depends(require_key)])
 health = APIRouter(tags=["health"])
 
 
 @router.get("/labels", summary="The default label set and the prompt templates")
-async def labels(engine: EngineDep) -> dict:
-    return {
-        "labels": list(engine.info.default_labels),
-        "templates": list(engine.info.label_templates),
-        "domain": engine.info.domain,
-    }
+async def labels(engine: EngineDep) -> LabelsAnswer:
+    info = engine.info
+    return LabelsAnswer(labels=list(info.default_labels), templates=list(info.label_templates),
+                        domain=info.domain)  # fmt: skip
 
 
 @router.get("/label-sets", summary="Named label sets: pass one as labels=@name")
-async def label_sets() -> dict:
-    return {
-        "label_sets": [
-            {"name": name, "title": title, "labels": len(catalog.label_set(name))}
+async def label_sets() -> LabelSets:
+    return LabelSets(
+        label_sets=[
+            LabelSetSummary(name=name, title=title, labels=len(catalog.label_set(name)))
             for name, (title, _) in catalog.LABEL_SETS.items()
         ]
-    }
+    )
 
 
 @router.get("/label-sets/{name}", summary="The labels of a named set")
-async def label_set(name: str) -> dict:
-    return {"name": name, "labels": named_label_set(name)}
+async def label_set(name: str) -> LabelSetAnswer:
+    return LabelSetAnswer(name=name, labels=named_label_set(name))
 
 
 @health.get("/model", summary="What the served model is and what it knows (open)")
-async def model_info(engine: EngineDep) -> dict:
+async def model_info(engine: EngineDep) -> ModelAnswer:
     info = engine.info
-    return {
-        "name": info.name, "version": info.version, "backend": info.backend,
-        "device": info.device, "dtype": info.dtype, "frames": info.frames,
-        "image_size": info.image_size, "views": info.clips * info.crops,
-        "domain": info.domain, "card": info.card,
-        "default_labels": len(info.default_labels), "entities": len(info.entity_names),
-        "label_templates": list(info.label_templates),
-    }  # fmt: skip
+    return ModelAnswer(
+        name=info.name, version=info.version, backend=info.backend,
+        device=info.device, dtype=info.dtype, frames=info.frames,
+        image_size=info.image_size, views=info.clips * info.crops,
+        domain=info.domain, card=info.card,
+        default_labels=len(info.default_labels), entities=len(info.entity_names),
+        label_templates=list(info.label_templates),
+    )  # fmt: skip
 
 
 @router.get("/entities", summary="The entity corpus")
-async def entities(engine: EngineDep) -> dict:
-    return {"entities": list(engine.info.entity_names)}
+async def entities(engine: EngineDep) -> EntitiesAnswer:
+    return EntitiesAnswer(entities=list(engine.info.entity_names))
 
 
 @router.get(
@@ -68,8 +75,8 @@ async def metrics(metrics: MetricsDep, engine: EngineDep) -> Response:
 
 
 @health.get("/healthz", summary="Alive")
-async def healthz() -> dict:
-    return {"status": "ok"}
+async def healthz() -> Alive:
+    return Alive(status="ok")
 
 
 @health.get("/readyz", summary="Ready for traffic: model loaded, batcher running, not saturated")

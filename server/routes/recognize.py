@@ -7,6 +7,7 @@ import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 
 from ..deps import EngineDep, SettingsDep, require_key
 from ..errors import ClientGone
@@ -54,12 +55,17 @@ async def recognize(
     ] = None,
     top_k: Annotated[int, Query(ge=1, le=1000, description="actions to return")] = 5,
     explain: Annotated[Explain, Query(description="none | entities | regions")] = Explain.entities,
-) -> dict:
+) -> Response:
     """Admission comes first: beyond the server's capacity the answer is 429 at once."""
     label_set = parse_labels(labels, settings.max_labels, settings.max_label_chars)
     async with engine.admit() as ticket:  # 429 here, before any upload byte is read
         data = await read_video(request, settings, ticket)
-        return await until_disconnected(request, engine.recognize(data, label_set, top_k, explain))
+        answer = await until_disconnected(
+            request, engine.recognize(data, label_set, top_k, explain)
+        )
+    # Validated when the engine built it; rendered off the event loop.
+    body = await asyncio.to_thread(answer.model_dump_json, exclude_none=True)
+    return Response(body, media_type="application/json")
 
 
 async def until_disconnected(request: Request, work):

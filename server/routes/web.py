@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 
 from ..deps import SettingsDep
 from ..errors import NotFound
+from ..schemas import Samples
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 _NAME = re.compile(r"^[\w.-]+\.mp4$")
@@ -35,8 +36,8 @@ async def favicon() -> FileResponse:
 
 
 @router.get("/samples", summary="Sample videos of the model's world")
-async def samples(settings: SettingsDep) -> dict:
-    return {"samples": list(_samples(settings))}
+async def samples(settings: SettingsDep) -> Samples:
+    return Samples(samples=list(_samples(settings)))
 
 
 @router.get("/samples/{name}", summary="Download a sample video")

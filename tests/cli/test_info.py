@@ -30,3 +30,8 @@ def test_alt_info_rejects_unknown_presets_without_torch():
     )  # fmt: skip
     assert proc.returncode == 2 and "unknown preset" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # A preset's whole report, too, with the same figures as where torch is there.
+    run = [sys.executable, "-m", "cli.main", "info", "B/16", "demo"]
+    without = subprocess.run(run, capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    with_torch = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, check=True)
+    assert without.stdout == with_torch.stdout and "params (M)" in without.stdout

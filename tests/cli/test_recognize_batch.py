@@ -56,8 +56,8 @@ def _per_file(paths: list[Path]) -> dict[str, dict]:
         engine = Engine.local(create_backend(settings), settings, Metrics())
         await engine.start()
         try:
-            return {str(p): await engine.recognize(p.read_bytes(), None, 5, Explain.entities)
-                    for p in paths}  # fmt: skip
+            return {str(p): (await engine.recognize(p.read_bytes(), None, 5, Explain.entities))
+                    .model_dump(mode="json", exclude_none=True) for p in paths}  # fmt: skip
         finally:
             await engine.stop()
 

@@ -1,8 +1,12 @@
+import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from model import preset
+from model.alt import ALT
+from model.clip import create_clip
+from model.config import PRESETS
 from model.flops import PAPER_B16_GFLOPS, count, count_params
 
 
@@ -27,3 +31,16 @@ def test_param_counts_match_built_model(tiny_bundle):
     params = count_params(model.config)
     assert params.total == sum(p.numel() for p in model.parameters())
     assert params.visual == sum(p.numel() for p in model.clip.visual.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_param_counts_match_every_preset_built_on_the_meta_device(name):
+    """The analytic counts (no torch needed) against the modules themselves."""
+    config = PRESETS[name]
+    with torch.device("meta"):
+        clip = create_clip(config.clip_arch, device="meta")
+        alt = ALT(config, clip, torch.zeros(4, clip.visual.output_dim, device="meta"))
+    params = count_params(config)
+    assert params.visual == sum(p.numel() for p in clip.visual.parameters())
+    assert params.text == sum(p.numel() for p in clip.parameters()) - params.visual
+    assert params.total == sum(p.numel() for p in alt.parameters())

@@ -1,13 +1,8 @@
 import pytest
 import torch
 
-from model.merge import (
-    bipartite_soft_matching,
-    clip_r,
-    merge_tokens,
-    parse_schedule,
-    token_counts,
-)
+from model.merge import bipartite_soft_matching, merge_tokens
+from model.schedule import clip_r, parse_schedule, token_counts
 
 
 def test_constant_schedule():

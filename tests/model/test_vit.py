@@ -3,7 +3,7 @@ import torch
 
 from model import build_alt, preset
 from model.clip import create_clip
-from model.merge import parse_schedule
+from model.schedule import parse_schedule
 from model.vit import merge_plan, region_forward
 
 
@@ -69,13 +69,16 @@ def test_proportional_attention_changes_merged_tokens(tiny_bundle, tiny_config):
     assert (on.cls - off.cls).abs().max().item() > 1e-6
 
 
-def test_tiny_forward_is_fast_enough_to_test_with(tiny_bundle, tiny_frames):
+def test_every_patch_lies_in_exactly_one_region(tiny_bundle, tiny_frames):
     model, _ = tiny_bundle
     with torch.no_grad():
         out = model.encode_video(tiny_frames, track_source=True)
     r = out.region_entities.shape[-1]
     assert out.embedding.shape == (2, model.dim)
     assert out.sources.shape == (2, 4, r, 64)
+    # The source matrix partitions the 64 patches among the regions, as sizes say.
+    assert torch.equal(out.sources.sum(dim=2), torch.ones(2, 4, 64, dtype=out.sources.dtype))
+    torch.testing.assert_close(out.sources.sum(dim=-1).float(), out.region_sizes.float())
 
 
 def test_wrong_input_shapes_fail_with_a_message(tiny_bundle):
