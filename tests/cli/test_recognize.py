@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.fixtures import LABELS
 
 
@@ -17,6 +19,7 @@ def test_alt_recognize_prints_the_server_answer(tiny_checkpoint, video_dir):
     assert answer["entities"] and answer["model"]["name"] == "tiny"
 
 
+@pytest.mark.slow
 def test_alt_recognize_default_labels_and_bad_file(tiny_checkpoint, video_dir, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "cli.main", "recognize", str(video_dir / "clip1.mp4"),

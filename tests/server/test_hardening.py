@@ -198,6 +198,7 @@ def test_docs_work_offline(hostile):
     assert "/docs-assets/redoc.standalone.js" in redoc and "fonts.googleapis" not in redoc
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_server_within_its_shutdown_budget(tiny_checkpoint, video_dir):
     srv = ServerProcess({
         "ALT_CHECKPOINT": str(tiny_checkpoint),

@@ -62,6 +62,7 @@ def small_world(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_pretraining_resumes_from_its_state_with_identical_weights(small_world, tmp_path):
     cfg = ClipPretraining(steps=4, batch_size=8, state_every=2)
     kwargs = dict(cfg=cfg, entities=world_entities())

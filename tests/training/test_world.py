@@ -2,6 +2,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 import torch
 
 from media import decode_clip
@@ -69,6 +70,7 @@ def test_captions_describe_the_posture_of_each_frame():
     assert "feet off the ground" not in _states("waving")
 
 
+@pytest.mark.slow
 def test_generated_world_files(tmp_path):
     meta = generate_world(
         tmp_path, {"train": 1, "val": 0, "test": 1, "fewshot": 1, "zeroshot": 0}, seed=3, workers=1
