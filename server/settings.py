@@ -29,7 +29,9 @@ class Settings(BaseSettings):
 
     checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="ALT checkpoint directory")
     backend: Literal["torch", "onnxruntime", "tensorrt"] = "torch"
-    onnx_dir: Path | None = Field(None, description="exported ONNX directory (onnxruntime and tensorrt backends)")
+    onnx_dir: Path | None = Field(
+        None, description="exported ONNX directory (onnxruntime and tensorrt backends)"
+    )
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
     host: str = "127.0.0.1"
