@@ -21,8 +21,7 @@ from tests.server.conftest import ROOT, ServerProcess, free_port
 # Ray reads its authentication mode once, when it is imported.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AUTH_TOKEN", uuid.uuid4().hex + uuid.uuid4().hex)
-ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'alt-serve[cluster]'")
-from ray import serve  # noqa: E402
+pytest.importorskip("ray", reason="Ray is not installed: pip install 'alt-serve[cluster]'")
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +38,21 @@ def cluster():
          "--disable-usage-stats"],
         check=True, capture_output=True, cwd=ROOT,
     )  # fmt: skip
-    address = f"127.0.0.1:{port}"
-    ray.init(address=address, log_to_driver=False)
-    yield address
-    ray.shutdown()
+    yield f"127.0.0.1:{port}"
     subprocess.run([RAY, "stop", "--force"], capture_output=True)
+
+
+def on_cluster(address: str, code: str) -> str:
+    """Run `code` in a Ray driver of its own (with `serve` imported) and return what it
+    prints. This process never joins the cluster: a driver outlives its cluster badly."""
+    script = f"import ray\nfrom ray import serve\nray.init(address={address!r}, log_to_driver=False)\n{code}"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip()
+
+
+MODEL_PID = "print(serve.get_deployment_handle('Model', app_name='alt').pid.remote().result())"
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +109,8 @@ def test_ray_answers_exactly_as_the_plain_server(plain, on_ray, world_videos):
     assert ready["status"] == "ready" and ready["model"] == "demo"
 
 
-def test_a_killed_model_replica_fails_no_request_and_is_replaced(on_ray, world_videos):
-    model = serve.get_deployment_handle("Model", app_name="alt")
-    before = model.pid.remote().result()
+def test_a_killed_model_replica_fails_no_request_and_is_replaced(cluster, on_ray, world_videos):
+    before = int(on_cluster(cluster, MODEL_PID))
     with cf.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(_post, on_ray.url, world_videos[i % len(world_videos)])
                    for i in range(8)]  # fmt: skip
@@ -110,7 +118,7 @@ def test_a_killed_model_replica_fails_no_request_and_is_replaced(on_ray, world_v
         # No request hangs (each has 90 s) and none fails: the calls go to the replacement.
         statuses = [f.result().status_code for f in futures]
     assert statuses == [200] * 8
-    after = model.pid.remote().result()
+    after = int(on_cluster(cluster, MODEL_PID))
     assert after != before
     assert _post(on_ray.url, world_videos[0]).status_code == 200
     assert httpx.get(on_ray.url + "/readyz").status_code == 200
@@ -119,7 +127,7 @@ def test_a_killed_model_replica_fails_no_request_and_is_replaced(on_ray, world_v
 def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_videos, tmp_path):
     # The serving application holds the cluster's 2 CPUs; the batch job needs them.
     on_ray.stop()
-    serve.delete("alt")
+    on_cluster(cluster, "serve.delete('alt')")
     folder = world_videos[0].parent
     local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     run = [sys.executable, "-m", "cli.main", "recognize-batch", str(folder), "--quiet"]
