@@ -61,6 +61,8 @@ def _recognize_batch(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except (InputError, ServiceError) as err:
         raise SystemExit(f"alt recognize-batch: {getattr(err, 'message', err)}") from None
+    except OSError as err:  # the output cannot be written
+        raise SystemExit(f"alt recognize-batch: {err.filename}: {err.strerror}") from None
     except ImportError as err:
         raise SystemExit(f"alt recognize-batch --ray: {err}") from None
     print(

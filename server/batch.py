@@ -250,6 +250,8 @@ def recognize_batch(
     from tqdm import tqdm
 
     items = collect(source)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     done = finished(out)
     todo = [item for item in items if item.path not in done]
     bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="video",

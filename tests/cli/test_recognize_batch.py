@@ -154,3 +154,17 @@ def test_an_interrupted_run_resumes_without_redoing_finished_videos(collection, 
     final = _lines(out)
     assert len(final) == 10 == len({d["path"] for d in final})
     assert final[-1]["path"].endswith("101_hang.mp4") and final[-1]["status"] == 415
+
+
+def test_a_missing_file_is_its_own_line_and_the_output_folder_is_made(collection, tmp_path):
+    folder, videos = collection
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"{videos[0][0]},{videos[0][1]}\n{tmp_path / 'gone.mp4'},waving\n")
+    out = tmp_path / "new" / "folder" / "out.jsonl"
+    proc = _batch(str(listing), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    lines = {line["path"]: line for line in _lines(out)}
+    gone = lines[str(tmp_path / "gone.mp4")]
+    assert gone["status"] == 404 and gone["error"] == "not_found" and gone["label"] == "waving"
+    assert lines[str(videos[0][0])]["status"] == 200
+    assert "over 1 labelled videos (1 errors)" in proc.stderr
