@@ -62,11 +62,16 @@ _DEATHS = (RayActorError, ReplicaUnavailableError)  # a replica died or is gone
 
 async def _call(method, *args) -> Any:
     """Call a deployment's method; a dead replica's calls go again (to a live replica or to
-    its successor) until they succeed or the caller's time limit cancels them. An error the
-    method raised comes back as itself, so the one error table answers it."""
+    its successor) until they succeed or the caller's time limit cancels them, and a
+    cancelled call is cancelled in the replica too (a decode stops). An error the method
+    raised comes back as itself, so the one error table answers it."""
     for attempt in itertools.count():
+        response = method.remote(*args)
         try:
-            return await method.remote(*args)
+            return await response
+        except asyncio.CancelledError:
+            response.cancel()  # the caller gave up (timeout, client gone): so does the replica
+            raise
         except RayTaskError as err:
             if isinstance(err.cause, Exception):
                 raise err.cause from None
@@ -245,7 +250,8 @@ def app_builder(args: dict[str, Any]):
 def run(settings: Settings, address: str | None = None, config_path: str | None = None):
     """`alt serve --ray`: deploy on the cluster at `address` (else RAY_ADDRESS; a local
     cluster is started when neither names one) and serve until SIGINT or SIGTERM, then
-    remove the application (and the local cluster, if this command started it)."""
+    remove the application, Serve when nothing else runs on it, and the local cluster if
+    this command started it."""
     import signal
     import threading
 
@@ -261,8 +267,11 @@ def run(settings: Settings, address: str | None = None, config_path: str | None 
     log.warning("serving on http://%s:%d through Ray Serve", settings.host, settings.port)
     stop.wait()
     serve.delete(APP_NAME)
-    if not address:
+    if not address or not serve.status().applications:
+        # Serve's HTTP address is fixed while Serve runs on a cluster: with nothing else
+        # deployed, stop it, so the next deployment listens where it is told.
         serve.shutdown()
+    if not address:
         ray.shutdown()
 
 

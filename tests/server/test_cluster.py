@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -26,17 +28,20 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install 'alt-serve[
 pytestmark = pytest.mark.slow
 
 RAY = str(Path(sys.executable).parent / "ray")
+FAULTS = ROOT / "tests" / "media" / "faults"
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """A Ray head on this machine with 2 CPUs, as `ray start --head` makes one, with Ray's
-    token authentication (a token of the test's own, for the head and every client)."""
+    token authentication (a token of the test's own, for the head and every client). Its
+    workers load the decode fault injection (uploads starting with HANG never finish)."""
     port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAULTS), str(ROOT)])}
     subprocess.run(
         [RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
          "--disable-usage-stats"],
-        check=True, capture_output=True, cwd=ROOT,
+        check=True, capture_output=True, cwd=ROOT, env=env,
     )  # fmt: skip
     yield f"127.0.0.1:{port}"
     subprocess.run([RAY, "stop", "--force"], capture_output=True)
@@ -63,8 +68,27 @@ def plain():
 
 
 @pytest.fixture(scope="module")
-def on_ray(cluster):
-    srv = ServerProcess({}, args=("--ray", "--ray-address", cluster), ready_s=180)
+def one_each(tmp_path_factory) -> str:
+    """The shipped Serve config with one replica per deployment: on 2 CPUs, an autoscaled
+    second Decode replica would take the CPU a replaced Model replica needs."""
+    import yaml
+
+    from server.cluster import load_config
+
+    config = load_config()
+    for deployment in config["applications"][0]["deployments"]:
+        deployment.pop("autoscaling_config", None)
+        deployment["num_replicas"] = 1
+    path = tmp_path_factory.mktemp("serve") / "one_each.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def on_ray(cluster, one_each):
+    srv = ServerProcess(
+        {}, args=("--ray", "--ray-address", cluster, "--ray-config", one_each), ready_s=180
+    )
     yield srv
     srv.stop()
 
@@ -126,8 +150,9 @@ def test_a_killed_model_replica_fails_no_request_and_is_replaced(cluster, on_ray
 
 def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_videos, tmp_path):
     # The serving application holds the cluster's 2 CPUs; the batch job needs them.
-    on_ray.stop()
-    on_cluster(cluster, "serve.delete('alt')")
+    on_ray.stop()  # removes the application, and Serve with it: nothing listens there now
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(on_ray.url + "/healthz", timeout=5)
     folder = world_videos[0].parent
     local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     run = [sys.executable, "-m", "cli.main", "recognize-batch", str(folder), "--quiet"]
@@ -144,3 +169,39 @@ def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_vide
             _same_answer(line, b[path])
         else:
             assert (line["error"], line["detail"]) == (b[path]["error"], b[path]["detail"])
+
+
+def test_the_429_and_504_rules_hold_on_ray(cluster, on_ray, one_each, world_videos):
+    on_ray.stop()  # the cluster's 2 CPUs go to an application with a queue of 2
+    srv = ServerProcess({"ALT_MAX_QUEUE": "2", "ALT_REQUEST_TIMEOUT_S": "4"},
+                        args=("--ray", "--ray-address", cluster, "--ray-config", one_each),
+                        ready_s=180)  # fmt: skip
+    try:
+        good = world_videos[0].read_bytes()
+        answers: list[httpx.Response] = []
+
+        def hang() -> None:
+            answers.append(httpx.post(srv.url + "/recognize", content=b"HANG" + good,
+                                      headers={"content-type": "video/mp4"}, timeout=60))  # fmt: skip
+
+        stuck = [threading.Thread(target=hang) for _ in range(2)]
+        for t in stuck:
+            t.start()
+        deadline = time.monotonic() + 10
+        while httpx.get(srv.url + "/readyz").json()["in_flight"] < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert httpx.get(srv.url + "/readyz").status_code == 503  # saturated
+        refused = _post(srv.url, world_videos[1])
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        for t in stuck:
+            t.join()
+        # The hung decodes end with the request timeout, as in `alt serve`.
+        assert [a.status_code for a in answers] == [504, 504]
+        assert "4 s" in answers[0].json()["detail"]
+        # ... and their decodes were stopped: the application answers again at once.
+        t0 = time.monotonic()
+        assert _post(srv.url, world_videos[2]).status_code == 200
+        assert time.monotonic() - t0 < 4
+    finally:
+        srv.stop()
