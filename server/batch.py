@@ -24,7 +24,7 @@ from media import VideoError, VideoInfo
 
 from . import explain as ex
 from .backends import Backend, ClipResult, create_backend
-from .engine import Engine
+from .engine import LABEL_CHUNK, Engine
 from .errors import ServiceError, from_video_error
 from .metrics import Metrics
 from .schemas import Explain, Recognition
@@ -160,7 +160,8 @@ class LabelledAnswers:
         self.top_k, self.explain = top_k, Explain(explain)
         stored = backend.stored_label_embeddings() if labels is None else None
         self.label_emb = stored if stored is not None else np.concatenate(
-            [backend.encode_labels(self.labels[i : i + 64]) for i in range(0, len(self.labels), 64)]
+            [backend.encode_labels(self.labels[i : i + LABEL_CHUNK])
+             for i in range(0, len(self.labels), LABEL_CHUNK)]
         )  # fmt: skip
 
     def line(self, path: str, video: VideoInfo, views: list[ClipResult], timings: dict) -> dict:
@@ -259,9 +260,8 @@ def recognize_batch(
     if todo and use_ray:
         from .cluster import recognize_collection
 
-        info = create_backend(settings).info  # the stages need the model's clip shape
         lines = recognize_collection(
-            settings, [(i.path, i.label) for i in todo], labels, top_k, explain, info,
+            settings, [(i.path, i.label) for i in todo], labels, top_k, explain,
             address=ray_address, decoders=decoders, models=models,
         )  # fmt: skip
     elif todo:

@@ -22,12 +22,12 @@ asked to.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 import logging
 import math
 import os
+import pickle
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -45,6 +45,7 @@ except ImportError as err:  # pragma: no cover - depends on the install
 
 from media import VideoInfo
 from media.worker import Job
+from model.contract import ModelMeta
 
 from .app import create_app
 from .backends import ModelInfo, create_backend
@@ -109,9 +110,6 @@ class DecodeReplica:
                 self.pool.close()
             self.pool = local_decoder(job, self.settings, self.workers)
         return await self.pool.decode(data, job)
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def __del__(self) -> None:
         if self.pool is not None:
@@ -300,11 +298,11 @@ class _DecodeStage:
                 data = Path(path).read_bytes()
                 clip, video = self.loop.run_until_complete(self.pool.decode(data, self.job))
                 frames.append(clip)
-                videos.append(json.dumps(dataclasses.asdict(video)))
+                videos.append(pickle.dumps(video))
                 errors.append("")
             except Exception as err:  # noqa: BLE001 - the file's error is its answer line
                 frames.append(np.zeros(self.shape, np.uint8))
-                videos.append("")
+                videos.append(b"")
                 errors.append(json.dumps(error_line(str(path), err)))
             decode_ms.append((time.perf_counter() - t0) * 1000)
         return {**batch, "frames": np.stack(frames), "video": np.array(videos, dtype=object),
@@ -336,7 +334,7 @@ class _ModelStage:
             seconds = time.perf_counter() - t0
             per = frames.shape[1]
             for n, i in enumerate(ok):
-                video = _video_info(json.loads(batch["video"][i]))
+                video = pickle.loads(batch["video"][i])
                 timings = {"decode_s": batch["decode_ms"][i] / 1000, "queue_s": 0.0,
                            "inference_s": seconds, "total_s": batch["decode_ms"][i] / 1000 + seconds}  # fmt: skip
                 lines[i] = self.answers.line(
@@ -349,11 +347,16 @@ class _ModelStage:
         return {"line": np.array([json.dumps(line) for line in lines], dtype=object)}
 
 
-def _video_info(fields: dict) -> VideoInfo:
-    fields["sampled"] = tuple(tuple(s) for s in fields["sampled"])
-    fields["times_s"] = tuple(tuple(t) for t in fields["times_s"])
-    fields["warnings"] = tuple(fields["warnings"])
-    return VideoInfo(**fields)
+def _stored_job(settings: Settings) -> Job:
+    """The decode job of the model the settings name, read from its files: the driver does
+    not load the model that the actors load."""
+    if settings.backend == "torch":
+        from model.checkpoint import read_config
+
+        c = read_config(settings.checkpoint)
+        return decode_job(settings, c.frames, c.image_size, c.test_clips, c.test_crops)
+    m = ModelMeta.from_json(json.loads((Path(settings.onnx_dir) / "meta.json").read_text()))
+    return decode_job(settings, m.frames, m.image_size, m.clips, m.crops)
 
 
 def recognize_collection(
@@ -362,7 +365,6 @@ def recognize_collection(
     labels: list[str] | None,
     top_k: int,
     explain: str,
-    info: ModelInfo,
     address: str | None = None,
     decoders: int = 1,
     models: int = 1,
@@ -375,8 +377,8 @@ def recognize_collection(
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.verbose_stats_logs = False
-    job = decode_job(info, settings)
-    views = info.clips * info.crops
+    job = _stored_job(settings)
+    views = job.clips * job.crops
     gpus = 1 if settings.device.startswith("cuda") else 0
     ds = ray.data.from_items([{"path": p, "label": lab or ""} for p, lab in items])
     ds = ds.map_batches(

@@ -33,7 +33,7 @@ from .metrics import Metrics
 from .schemas import Explain, Recognition
 from .settings import Settings
 
-_LABEL_CHUNK = 64  # labels per text-encoder call
+LABEL_CHUNK = 64  # labels per text-encoder call
 
 
 @dataclass
@@ -78,13 +78,16 @@ class Model(Protocol):
     async def label_embeddings(self, labels: list[str]) -> np.ndarray: ...
 
 
-def decode_job(info: ModelInfo, settings: Settings) -> Job:
-    """What a decoder must produce for this model, within the settings' limits."""
+def decode_job(settings: Settings, frames: int, size: int, clips: int, crops: int) -> Job:
+    """What a decoder must produce for a model (`frames` of `size` px per view, `clips` x
+    `crops` views), within the settings' limits."""
     limits = Limits(max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
-    return Job(
-        info.frames, info.image_size, info.clips, info.crops, limits,
-        threads=settings.decode_threads, device=settings.decode_device,
-    )  # fmt: skip
+    return Job(frames, size, clips, crops, limits, threads=settings.decode_threads,
+               device=settings.decode_device)  # fmt: skip
+
+
+def model_job(info: ModelInfo, settings: Settings) -> Job:
+    return decode_job(settings, info.frames, info.image_size, info.clips, info.crops)
 
 
 def local_decoder(job: Job, settings: Settings, workers: int | None = None) -> DecodePool:
@@ -189,8 +192,8 @@ class ModelRunner:
                 return cached
             # In chunks, so the model thread runs video batches between them.
             parts = []
-            for i in range(0, len(labels), _LABEL_CHUNK):
-                chunk = labels[i : i + _LABEL_CHUNK]
+            for i in range(0, len(labels), LABEL_CHUNK):
+                chunk = labels[i : i + LABEL_CHUNK]
                 parts.append(
                     await loop.run_in_executor(self._pool, self.backend.encode_labels, chunk)
                 )
@@ -214,7 +217,7 @@ class Engine:
         """Decode in worker processes and run the model on this machine (`alt serve`)."""
         return cls(
             ModelRunner(backend, settings, metrics),
-            local_decoder(decode_job(backend.info, settings), settings),
+            local_decoder(model_job(backend.info, settings), settings),
             settings,
             metrics,
         )
@@ -225,7 +228,7 @@ class Engine:
 
     async def start(self) -> None:
         await self.model.start()
-        self.job = decode_job(self.model.info, self.settings)
+        self.job = model_job(self.model.info, self.settings)
 
     async def stop(self) -> None:
         await self.model.stop()

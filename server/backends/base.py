@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -11,34 +12,18 @@ import numpy as np
 from model.contract import ModelMeta
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    version: str
+@dataclass(frozen=True, kw_only=True)
+class ModelInfo(ModelMeta):
+    """The served model: the contract's facts, and where and how it runs."""
+
     backend: str
     device: str
     dtype: str
-    frames: int
-    image_size: int
-    clips: int  # temporal views per video
-    crops: int  # spatial views per video
-    grid: tuple[int, int]  # patch grid of a frame
-    entity_names: tuple[str, ...]
-    default_labels: tuple[str, ...]
-    label_templates: tuple[str, ...]
-    logit_scale: float
-    card: dict = field(default_factory=dict)  # what the model knows (`domain`), its sources
 
     @classmethod
     def of(cls, meta: ModelMeta, backend: str, device: str, dtype: str) -> ModelInfo:
-        """The served model's facts: the contract's, and where and how it runs."""
-        return cls(
-            name=meta.name, version=meta.version, backend=backend, device=device, dtype=dtype,
-            frames=meta.frames, image_size=meta.image_size, clips=meta.clips, crops=meta.crops,
-            grid=tuple(meta.grid), entity_names=meta.entity_names,
-            default_labels=meta.default_labels, label_templates=meta.label_templates,
-            logit_scale=meta.logit_scale, card=dict(meta.card),
-        )  # fmt: skip
+        fields = {f.name: getattr(meta, f.name) for f in dataclasses.fields(ModelMeta)}
+        return cls(**fields, backend=backend, device=device, dtype=dtype)
 
     @property
     def domain(self) -> str:
