@@ -52,8 +52,8 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from server.batch import recognize_batch
-    from server.cluster import APP_NAME, build_app, load_config
+    from server.offline import recognize_batch
+    from server.ray_serve import APP_NAME, build_app, load_config
     from server.settings import Settings
     from tests.conftest import write_world_videos
 

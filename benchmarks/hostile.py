@@ -161,7 +161,7 @@ def main() -> None:
     finally:
         server.stop()
     if a.overload_requests:
-        server = Server({**base, "ALT_MAX_QUEUE": "8"})
+        server = Server({**base, "ALT_MAX_IN_FLIGHT": "8"})
         try:
             out = asyncio.run(overload(server.url, clips, a.overload_clients, a.overload_requests))
             print(f"## Overload (queue of 8)\n\n{out}\n")

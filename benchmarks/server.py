@@ -49,7 +49,7 @@ class Server:
         self.url = f"http://127.0.0.1:{free_port()}"
         port = self.url.rsplit(":", 1)[1]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", port, "--log-level", "warning"],
+            [sys.executable, "-m", "uvicorn", "--factory", "server.api:create_app", "--port", port, "--log-level", "warning"],
             env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))},
             cwd=root,
         )  # fmt: skip
@@ -123,7 +123,7 @@ def raw_throughput(
     checkpoint: Path, videos: list[bytes], batch: int, device: str, dtype: str
 ) -> tuple[float, float, float]:
     """(clips/s of the model alone at `batch`, its CPU-s per clip, decode CPU-s per clip)."""
-    from server.backends.torch_backend import TorchBackend
+    from server.engine.backends.torch_backend import TorchBackend
 
     backend = TorchBackend(checkpoint, device, dtype)
     info = backend.info
@@ -243,7 +243,7 @@ def main() -> None:
         for label, root in servers:
             env = {"ALT_CHECKPOINT": str(checkpoint), "ALT_DEVICE": a.device, "ALT_DTYPE": a.dtype,
                    "ALT_MAX_BATCH_SIZE": str(a.batch), "ALT_MAX_WAIT_MS": "5",
-                   "ALT_MAX_QUEUE": "1024", "ALT_REQUEST_TIMEOUT_S": "600", **extra}  # fmt: skip
+                   "ALT_MAX_IN_FLIGHT": "1024", "ALT_REQUEST_TIMEOUT_S": "600", **extra}  # fmt: skip
             server = Server(env, root)
             try:
                 asyncio.run(load(server.url, videos, 2, 4))  # warm

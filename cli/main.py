@@ -9,13 +9,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a clear error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _info(args: argparse.Namespace) -> int:
     from cli.info import run_info
 
     return run_info(args.presets, args.entities)
 
 
-def _server_settings(args: argparse.Namespace):
+def _server_settings(args: argparse.Namespace, **more):
+    """The settings with the flags given, validated like the environment's (`**more`:
+    fields set by a subcommand's own flags, None for not given)."""
     from pydantic import ValidationError
 
     from server.settings import Settings
@@ -23,6 +36,7 @@ def _server_settings(args: argparse.Namespace):
     fields = ("checkpoint", "backend", "onnx_dir", "device", "dtype", "host", "port",
               "max_batch_size", "max_wait_ms", "api_key")  # fmt: skip
     overrides = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
+    overrides.update({k: v for k, v in more.items() if v is not None})
     try:
         return Settings(**overrides)
     except ValidationError as err:
@@ -33,25 +47,23 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _server_settings(args)
     if args.ray:
         try:
-            from server.cluster import run
+            from server.ray_serve import run
         except ImportError as err:
             raise SystemExit(f"alt serve --ray: {err}") from None
         run(settings, address=args.ray_address, config_path=args.ray_config)
         return 0
-    from server.app import serve
+    from server.api import serve
 
     serve(settings)
     return 0
 
 
 def _recognize_batch(args: argparse.Namespace) -> int:
-    from server.batch import InputError, recognize_batch
-    from server.errors import ServiceError
-    from server.labels import parse_labels
+    from server.engine.errors import ServiceError
+    from server.engine.labels import parse_labels
+    from server.offline import InputError, recognize_batch
 
-    settings = _server_settings(args)
-    if args.workers:
-        settings.decode_workers = args.workers
+    settings = _server_settings(args, decode_workers=args.workers)
     try:
         labels = parse_labels(args.labels, settings.max_labels, settings.max_label_chars)
         summary = recognize_batch(
@@ -79,8 +91,8 @@ def _recognize_batch(args: argparse.Namespace) -> int:
 
 def _recognize(args: argparse.Namespace) -> int:
     from media import VideoError
-    from server.errors import ServiceError
-    from server.local import recognize_file
+    from server.engine.errors import ServiceError
+    from server.offline import recognize_file
 
     settings = _server_settings(args)
     try:
@@ -103,7 +115,7 @@ def _init(args: argparse.Namespace) -> int:
         raise SystemExit(f"alt init: weights file not found: {args.pretrained}")
 
     from model.corpus import merge_entities, read_entity_file
-    from model.init import InitError, init_checkpoint
+    from model.from_clip import InitError, init_checkpoint
 
     entities = None
     if args.entities is not None:
@@ -190,7 +202,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", type=Path, help="ALT checkpoint directory (default: shipped model)"
     )
-    p.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt"])
+    p.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt", "fake"])
     p.add_argument("--onnx-dir", dest="onnx_dir", type=Path, help="exported ONNX directory")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"])
@@ -253,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("video", type=Path)
     _add_model_flags(rec)
     rec.add_argument("--labels", nargs="+", help="label set (default: the model's)")
-    rec.add_argument("--top-k", dest="top_k", type=int, default=5)
+    rec.add_argument("--top-k", dest="top_k", type=_positive, default=5)
     rec.add_argument("--explain", choices=["none", "entities", "regions"], default="entities")
     rec.set_defaults(func=_recognize)
 
@@ -265,16 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--out", type=Path, required=True, help="JSON lines file, appended to")
     _add_model_flags(batch)
     batch.add_argument("--labels", nargs="+", help="label set (default: the model's)")
-    batch.add_argument("--top-k", dest="top_k", type=int, default=5)
+    batch.add_argument("--top-k", dest="top_k", type=_positive, default=5)
     batch.add_argument("--explain", choices=["none", "entities", "regions"], default="entities")
-    batch.add_argument("--workers", type=int, help="decode processes (default: the cores)")
+    batch.add_argument("--workers", type=_positive, help="decode processes (default: the cores)")
     batch.add_argument("--max-batch-size", dest="max_batch_size", type=int)
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.add_argument("--ray", action="store_true", help="run as a Ray Data job")
     batch.add_argument("--ray-address", dest="ray_address",
                        help="the cluster (default: RAY_ADDRESS, else a local one)")  # fmt: skip
-    batch.add_argument("--decoders", type=int, default=1, help="--ray: decoding actors")
-    batch.add_argument("--models", type=int, default=1, help="--ray: model actors")
+    batch.add_argument("--decoders", type=_positive, default=1, help="--ray: decoding actors")
+    batch.add_argument("--models", type=_positive, default=1, help="--ray: model actors")
     batch.set_defaults(func=_recognize_batch)
     export = sub.add_parser(
         "export", help="export a checkpoint to ONNX, or an ONNX graph to TensorRT"

@@ -21,10 +21,12 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from model.align import patch_entities
 from model.alt import ALT
 from model.checkpoint import load_checkpoint
 from model.clip import tokenizer
 from model.contract import TEXT_INPUT, TEXT_OUTPUTS, VIDEO_INPUT, VIDEO_OUTPUTS
+from model.tokenizer import tokenizer_spec
 
 from .token_merge import BODY_OPSET, attach, merge_for_export
 
@@ -40,10 +42,8 @@ class VideoGraph(nn.Module):
         out = self.alt.encode_video(
             self.alt.normalize(frames), track_source=True, merge=merge_for_export
         )
-        # The entity of each patch: the entity of the region that holds it.
-        region_of_patch = out.sources.argmax(dim=2)  # (B, T, P)
-        patch_entities = out.region_entities.gather(2, region_of_patch)
-        return out.embedding, out.entity_ids, out.entity_scores, out.region_entities, patch_entities
+        patches = patch_entities(out.sources, out.region_entities)
+        return out.embedding, out.entity_ids, out.entity_scores, out.region_entities, patches
 
 
 class TextGraph(nn.Module):
@@ -104,21 +104,3 @@ def export_onnx(checkpoint: Path, out: Path, batch: int = 2) -> dict:
             bias=alt.label_proj.bias.detach().numpy(),
         )
     return meta
-
-
-def tokenizer_spec(tok) -> dict:
-    """What a torch-free CLIP tokenizer needs (`server/tokenizer.py`), from open_clip's own
-    `SimpleTokenizer`: the vocabulary in id order, the merges in rank order, the byte-to-symbol
-    table, the word pattern, the special tokens and the context length."""
-    vocab = [""] * len(tok.encoder)
-    for token, i in tok.encoder.items():
-        vocab[i] = token
-    return {
-        "context_length": tok.context_length,
-        "sot": tok.sot_token_id,
-        "eot": tok.eot_token_id,
-        "pattern": tok.pat.pattern,
-        "byte_symbols": [tok.byte_encoder[b] for b in range(256)],
-        "vocab": vocab,
-        "merges": [list(m) for m in sorted(tok.bpe_ranks, key=tok.bpe_ranks.get)],
-    }

@@ -8,9 +8,11 @@ from .decode import Limits, VideoInfo, decode_clip, decode_frames, scale_frame
 from .encode import write_video
 from .errors import CorruptVideo, DecodeFailed, NotAVideo, VideoError, VideoTooLarge
 from .sampling import segment_indices
+from .worker import DecodeJob
 
 __all__ = [
     "CorruptVideo",
+    "DecodeJob",
     "DecodeFailed",
     "Limits",
     "NotAVideo",

@@ -1,7 +1,7 @@
 """Video in: index the stream, decode only the sampled frames, scale them in libswscale.
 
 One implementation serves training, evaluation and the server, so a served clip is
-sampled and preprocessed exactly as the model saw clips in training (ALT.md §6):
+sampled and preprocessed exactly as the model saw clips in training (docs/design.md §6):
 
 1. Index: demux every packet of the video stream (no decoding) for the frames'
    presentation timestamps and the keyframes. The frame count, the duration and the fps

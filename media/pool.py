@@ -27,7 +27,7 @@ import numpy as np
 
 from . import errors
 from .decode import VideoInfo
-from .worker import Job
+from .worker import DecodeJob
 
 log = logging.getLogger(__name__)
 _SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -89,7 +89,7 @@ class _Worker:
                 self._cancelled = True
                 self.proc.kill()
 
-    def run(self, job: Job, data: bytes, timeout: float) -> tuple[np.ndarray, VideoInfo]:
+    def run(self, job: DecodeJob, data: bytes, timeout: float) -> tuple[np.ndarray, VideoInfo]:
         with self._lock:
             self._active, self._cancelled = True, False
         try:
@@ -106,11 +106,16 @@ class _Worker:
         finally:
             with self._lock:
                 self._active = False
+                killed = self._cancelled
         if reply is None:
             self.respawn()
             raise errors.DecodeFailed(
                 f"decoding took longer than the limit of {timeout:g} s (ALT_DECODE_TIMEOUT_S)"
             )
+        if killed:
+            # cancel() landed after the answer arrived: the frames are in the slot, but the
+            # process is dead and must not go back to the pool as it is.
+            self.respawn()
         if reply[0] == "video_error":
             raise getattr(errors, reply[1], errors.CorruptVideo)(reply[2])
         _, shape, info = reply
@@ -162,7 +167,7 @@ class DecodePool:
                 self._idle.put_nowait(w)
         return self._idle
 
-    async def decode(self, data: bytes, job: Job) -> tuple[np.ndarray, VideoInfo]:
+    async def decode(self, data: bytes, job: DecodeJob) -> tuple[np.ndarray, VideoInfo]:
         if job.nbytes > self.slot_bytes:
             raise ValueError(f"a job of {job.nbytes} bytes does not fit the slots")
         idle = self._queue()

@@ -1,4 +1,4 @@
-"""TSN frame sampling (ALT.md §6): the one rule that training and serving share."""
+"""TSN frame sampling (docs/design.md §6): the one rule that training and serving share."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A decode worker process: `python -m media.worker FD SLOT_FD SLOT_BYTES NICE MEMORY_MB`.
 
-It reads jobs from the connection on file descriptor FD (a pickled `Job`, then the video
+It reads jobs from the connection on file descriptor FD (a pickled `DecodeJob`, then the video
 bytes), decodes, writes the frames into the shared-memory slot SLOT_FD and answers with
 their shape and the `VideoInfo` (or the error). It imports PyAV and NumPy, nothing heavy,
 so a replacement starts in a fraction of a second.
@@ -22,7 +22,7 @@ from .errors import VideoError
 
 
 @dataclass(frozen=True)
-class Job:
+class DecodeJob:
     frames: int
     size: int
     clips: int = 1
@@ -47,7 +47,7 @@ def _hwaccel(device: str):
 def serve(conn: Connection, slot: mmap.mmap) -> None:
     while True:
         try:
-            job: Job = conn.recv()
+            job: DecodeJob = conn.recv()
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the server closed the connection: exit quietly

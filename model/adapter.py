@@ -1,4 +1,4 @@
-"""The video adapter (ALT.md §4): aligned entities query the regions of all frames."""
+"""The video adapter (docs/design.md §4): aligned entities query the regions of all frames."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Entity-to-region alignment (ALT.md §3) as pure functions.
+"""Entity-to-region alignment (docs/design.md §3) as pure functions.
 
 Regions are compared with entity text embeddings by cosine / tau; every region takes one
 entity. Training samples the assignment with Gumbel noise and a straight-through hard
@@ -69,3 +69,10 @@ def top_entities(importance: Tensor, k: int) -> tuple[Tensor, Tensor]:
     rank = torch.arange(e - 1, -1, -1, device=importance.device)
     ids = (quantized * e + rank).topk(k, dim=1).indices
     return importance.gather(1, ids), ids
+
+
+def patch_entities(sources: Tensor, region_entities: Tensor) -> Tensor:
+    """The entity of every patch: that of the region holding it. sources `(B, T, R, P)`
+    0/1 (each patch in exactly one region), region ids `(B, T, R)` -> ids `(B, T, P)`."""
+    region_of_patch = sources.argmax(dim=2)  # (B, T, P)
+    return region_entities.gather(2, region_of_patch)

@@ -210,7 +210,7 @@ class ALT(nn.Module):
         self, labels: Sequence[str], templates: Sequence[str] | None = None
     ) -> Tensor:
         """The text side's part of label embeddings `(L, D)`: the normalized mean over prompt
-        templates of normalized text features (ALT.md §5). Frozen in training."""
+        templates of normalized text features (docs/design.md §5). Frozen in training."""
         templates = tuple(templates or self.config.label_templates)
         prompts = [t.format(label) for label in labels for t in templates]
         feats = self.encode_strings(prompts).reshape(len(labels), len(templates), -1)

@@ -6,7 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-# The label prompts of the video-CLIP literature; averaged per label (ALT.md §5).
+from .contract import ClipShape
+
+# The label prompts of the video-CLIP literature; averaged per label (docs/design.md §5).
 DEFAULT_LABEL_TEMPLATES: tuple[str, ...] = (
     "a video of a person {}.",
     "a photo of a person {}.",
@@ -35,7 +37,7 @@ class ALTConfig:
     clip_arch: str  # open_clip model name, e.g. "ViT-B-16"
     image_size: int = 224  # square input side; must match the architecture's
     frames: int = 8  # T frames sampled per clip (TSN segments)
-    # Token merging (ALT.md §1): `merge_r` tokens per layer, or `merge_schedule` (r per
+    # Token merging (docs/design.md §1): `merge_r` tokens per layer, or `merge_schedule` (r per
     # layer) when non-empty.
     merge_r: int = 8
     merge_schedule: tuple[int, ...] = ()
@@ -76,6 +78,11 @@ class ALTConfig:
     @property
     def views(self) -> int:
         return self.test_clips * self.test_crops
+
+    @property
+    def clip_shape(self) -> ClipShape:
+        """What a served video becomes for this model (the test views)."""
+        return ClipShape(self.frames, self.image_size, self.test_clips, self.test_crops)
 
     def replace(self, **changes: Any) -> ALTConfig:
         return dataclasses.replace(self, **changes)

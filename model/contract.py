@@ -20,6 +20,21 @@ TEXT_OUTPUTS = ("text_embedding",)
 
 
 @dataclass(frozen=True)
+class ClipShape:
+    """What one video becomes for a model: `clips` x `crops` views, each `frames` frames of
+    `size` x `size` pixels. The decoder produces it; the model consumes it."""
+
+    frames: int
+    size: int
+    clips: int = 1  # temporal views
+    crops: int = 1  # spatial views
+
+    @property
+    def views(self) -> int:
+        return self.clips * self.crops
+
+
+@dataclass(frozen=True)
 class ModelMeta:
     """What a runtime needs besides the weights."""
 
@@ -37,6 +52,10 @@ class ModelMeta:
     logit_scale: float
     card: dict = field(default_factory=dict)  # what the model knows (`domain`), its sources
     context_length: int = 77  # the text graph's token count
+
+    @property
+    def clip_shape(self) -> ClipShape:
+        return ClipShape(self.frames, self.image_size, self.clips, self.crops)
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v

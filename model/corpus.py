@@ -1,4 +1,4 @@
-"""The entity corpus (ALT.md §2): named visual units and their offline text embeddings.
+"""The entity corpus (docs/design.md §2): named visual units and their offline text embeddings.
 
 Built once with the CLIP text encoder over prompt templates, stored as
 `corpus.safetensors` (the `(E, D)` embeddings) + `corpus.json` (the entities), and never
@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-# Body parts are always in the corpus: every action is done by some of them (ALT.md §2).
+# Body parts are always in the corpus: every action is done by some of them (docs/design.md §2).
 BODY_PARTS: tuple[str, ...] = (
     "head", "face", "hair", "eyes", "mouth", "neck", "shoulder", "arm", "elbow", "hand",
     "fingers", "torso", "hip", "leg", "knee", "foot",

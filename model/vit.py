@@ -1,4 +1,4 @@
-"""Region-aware forward pass over an open_clip ViT's own modules (ALT.md §1).
+"""Region-aware forward pass over an open_clip ViT's own modules (docs/design.md §1).
 
 Nothing is copied: each residual block's `ln_1`, attention projections, `ls_*`, `ln_2` and
 `mlp` run as they are; only the attention product is ours (scaled_dot_product_attention,

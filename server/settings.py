@@ -1,7 +1,10 @@
-"""Server settings: one object, from `ALT_*` environment variables and `alt serve` flags."""
+"""Server settings: one object, from `ALT_*` environment variables and `alt` flags, validated
+at start. This is the edge: each part receives only the few numbers it runs by (`limits()`,
+`decode_limits()`, `backend_spec()`), never the whole object."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -10,6 +13,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from media import Limits
+from model.contract import ClipShape, ModelMeta
+
+from .engine import Backend, Engine, Metrics, create_backend
+from .engine.backends import BackendSpec
+from .engine.limits import BatchLimits, DecodeLimits
 
 # The model `make run` serves when no checkpoint is named: trained by `training/` and
 # shipped inside the package.
@@ -28,7 +36,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALT_", extra="forbid")
 
     checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="ALT checkpoint directory")
-    backend: Literal["torch", "onnxruntime", "tensorrt"] = "torch"
+    backend: Literal["torch", "onnxruntime", "tensorrt", "fake"] = Field(
+        "torch", description="fake: a deterministic stand-in with no weights, for tests"
+    )
     onnx_dir: Path | None = Field(
         None, description="exported ONNX directory (onnxruntime and tensorrt backends)"
     )
@@ -47,8 +57,11 @@ class Settings(BaseSettings):
         "max_batch_size; CUDA graphs for the small ones on a GPU), warmed up at start-up",
     )
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
-    max_queue: int = Field(
+    max_in_flight: int = Field(
         64, ge=1, description="requests in progress (upload to answer) before 429"
+    )
+    max_batch_queue: int = Field(
+        64, ge=1, description="videos waiting for the model before 429"
     )
     request_timeout_s: float = Field(
         60.0, gt=0, description="decode + labels + queue + inference budget before 504"
@@ -98,6 +111,10 @@ class Settings(BaseSettings):
         20.0, gt=0, description="on SIGTERM, how long in-flight requests may finish"
     )
 
+    ray_start_timeout_s: float = Field(
+        300.0, gt=0, description="Ray mode: how long the ingress waits for a first Model replica"
+    )
+
     samples_dir: Path | None = Field(
         None,
         description="sample videos for the web page (default: <checkpoint or onnx_dir>/samples)",
@@ -119,9 +136,9 @@ class Settings(BaseSettings):
             self.max_batch_size = 64 if self.device.startswith("cuda") else 8
         if self.backend == "torch" and not (self.checkpoint / "config.json").is_file():
             raise ValueError(f"no ALT checkpoint at {self.checkpoint} (config.json missing)")
-        if self.backend != "torch" and self.onnx_dir is None:
+        if self.backend in ("onnxruntime", "tensorrt") and self.onnx_dir is None:
             raise ValueError(f"the {self.backend} backend needs onnx_dir (ALT_ONNX_DIR)")
-        if self.samples_dir is None:
+        if self.samples_dir is None and self.backend != "fake":
             self.samples_dir = (
                 self.checkpoint if self.backend == "torch" else self.onnx_dir
             ) / "samples"
@@ -130,3 +147,69 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_uploads_bytes(self) -> int:
+        return int(self.max_uploads_mb * 1024 * 1024)
+
+    # ---- unpacked for the parts ----------------------------------------------------------
+
+    def batch_limits(self) -> BatchLimits:
+        assert self.max_batch_size is not None  # set by the validator
+        return BatchLimits(
+            max_batch_size=self.max_batch_size,
+            max_wait_ms=self.max_wait_ms,
+            max_queue=self.max_batch_queue,
+            label_cache_size=self.label_cache_size,
+            compiled=self.compile,
+        )
+
+    def decode_limits(self, workers: int | None = None) -> DecodeLimits:
+        return DecodeLimits(
+            workers=workers or self.decode_workers,
+            timeout_s=self.decode_timeout_s,
+            nice=self.decode_nice,
+            memory_mb=self.decode_memory_mb,
+            threads=self.decode_threads,
+            device=self.decode_device,
+            max_pixels=self.max_pixels,
+            max_duration_s=self.max_duration_s,
+        )
+
+    def backend_spec(self) -> BackendSpec:
+        buckets: tuple[int, ...] = ()
+        if self.compile and self.max_batch_size:
+            buckets = tuple(b for b in (1, 2, 4, 8, 16, 32, 64, 128) if b < self.max_batch_size)
+            buckets += (self.max_batch_size,)
+        return BackendSpec(
+            kind=self.backend, checkpoint=self.checkpoint, onnx_dir=self.onnx_dir,
+            device=self.device, dtype=self.dtype, threads=self.model_threads,
+            compile_buckets=buckets,
+        )  # fmt: skip
+
+    def in_process_engine(
+        self, backend: Backend | None = None, metrics: Metrics | None = None
+    ) -> Engine:
+        """The engine of `alt serve`: the model in this process (`backend`, else the one
+        named here), decoding in worker processes of this machine."""
+        return Engine.in_process(
+            backend or create_backend(self.backend_spec()),
+            self.batch_limits(),
+            self.decode_limits(),
+            self.request_timeout_s,
+            metrics or Metrics(),
+        )
+
+    def clip_shape(self) -> ClipShape:
+        """What a video becomes for the named model, read from its files without loading it
+        (a driver that only plans decoding)."""
+        if self.backend == "torch":
+            from model.checkpoint import read_config
+
+            return read_config(self.checkpoint).clip_shape
+        if self.backend == "fake":
+            from .engine.backends.fake import META
+
+            return META.clip_shape
+        meta = json.loads((Path(self.onnx_dir or ".") / "meta.json").read_text())
+        return ModelMeta.from_json(meta).clip_shape

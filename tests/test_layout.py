@@ -43,6 +43,94 @@ def test_model_imports_no_server_or_export_libraries():
         }, path
 
 
+# Inside server/: one package per concern, imports going one way (down this table).
+SERVER_ALLOWED = {
+    "engine": set(),
+    "settings": {"engine"},
+    "api": {"engine", "settings"},
+    "offline": {"engine", "settings"},
+    "ray_serve": {"engine", "settings", "api"},
+}
+TRANSPORTS = {"fastapi", "starlette", "uvicorn", "ray", "multipart"}
+
+
+def _module_of(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _absolute_imports(path: Path) -> set[str]:
+    """Every module this file imports, relative imports resolved."""
+    package = _module_of(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(module)
+            found |= {f"{module}.{a.name}" for a in node.names}
+    return found
+
+
+def _server_part(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "server" and len(parts) > 1 else None
+
+
+def test_server_packages_import_one_way():
+    for path in (ROOT / "server").rglob("*.py"):
+        part = _server_part(_module_of(path))
+        if part is None:
+            continue
+        used = {_server_part(m) for m in _absolute_imports(path)} - {None, part}
+        used &= set(SERVER_ALLOWED)
+        bad = used - SERVER_ALLOWED[part]
+        assert not bad, f"{path.relative_to(ROOT)} ({part}) imports server.{sorted(bad)}"
+
+
+def test_the_engine_knows_no_transport():
+    for path in (ROOT / "server" / "engine").rglob("*.py"):
+        bad = TRANSPORTS & _third_party(path)
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_only_the_cli_and_the_ray_ingress_import_the_http_app():
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("cli", "tests", "benchmarks", ".venv") or rel.parts[:2] in (
+            ("server", "api"),
+            ("server", "ray_serve"),
+        ):
+            continue
+        if any(m == "server.api" or m.startswith("server.api.") for m in _absolute_imports(path)):
+            raise AssertionError(f"{rel} imports the HTTP app")
+
+
+def test_ray_is_imported_only_by_the_ray_modules():
+    allowed = {ROOT / "server" / "offline" / "ray_data.py"}
+    allowed |= set((ROOT / "server" / "ray_serve").rglob("*.py"))
+    for package in ("server", "model", "media", "training", "export", "cli"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path not in allowed:
+                assert "ray" not in _third_party(path), f"{path.relative_to(ROOT)} imports ray"
+
+
+def test_no_comment_cites_a_file_the_repository_lacks():
+    """Design notes live in docs/; a comment that names a .md file must find it here."""
+    import re
+
+    cited = re.compile(r"\b([\w./-]+\.md)\b")
+    for package in ("server", "model", "media", "training", "export", "cli", "benchmarks"):
+        for path in (ROOT / package).rglob("*.py"):
+            for name in cited.findall(path.read_text()):
+                candidates = [ROOT / name, ROOT / "docs" / Path(name).name]
+                assert any(c.is_file() for c in candidates), f"{path.relative_to(ROOT)}: {name}"
+
+
 def _third_party(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.local import recognize_file
+from server.offline import recognize_file
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,15 +45,12 @@ def _per_file(paths: list[Path]) -> dict[str, dict]:
     """Each file alone through the engine `alt recognize` runs, one after the other."""
     import asyncio
 
-    from server.backends import create_backend
-    from server.engine import Engine
-    from server.metrics import Metrics
-    from server.schemas import Explain
+    from server.engine.schemas import Explain
     from server.settings import Settings
 
     async def run() -> dict[str, dict]:
         settings = Settings()
-        engine = Engine.local(create_backend(settings), settings, Metrics())
+        engine = settings.in_process_engine()
         await engine.start()
         try:
             return {str(p): (await engine.recognize(p.read_bytes(), None, 5, Explain.entities))
@@ -103,7 +100,7 @@ def test_a_batch_answers_each_file_as_alt_recognize_does(collection, tmp_path):
 
 
 def test_a_glob_and_a_folder_are_collections_too(collection, tmp_path):
-    from server.batch import InputError, collect
+    from server.offline import InputError, collect
 
     folder, videos = collection
     assert [i.path for i in collect(folder)] == sorted(

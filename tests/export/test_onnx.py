@@ -14,8 +14,8 @@ from export.token_merge import BODY_OPSET, DOMAIN, OP, attach
 from media import decode_clip
 from model import load_checkpoint
 from model.merge import bipartite_soft_matching, merge_tokens
-from server.backends.onnx_backend import OnnxBackend
-from server.backends.torch_backend import TorchBackend
+from server.engine.backends.onnx_backend import OnnxBackend
+from server.engine.backends.torch_backend import TorchBackend
 
 
 def _single_op_model(r: int) -> onnx.ModelProto:

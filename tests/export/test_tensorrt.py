@@ -56,8 +56,8 @@ def test_missing_tensorrt_is_a_clear_error(exported, tmp_path):
 @needs_trt
 @pytest.mark.parametrize("fp16", [False, True])
 def test_engine_top5_agrees_with_onnx_runtime(exported, fp16):
-    from server.backends.onnx_backend import OnnxBackend
-    from server.backends.tensorrt_backend import TensorRTBackend
+    from server.engine.backends.onnx_backend import OnnxBackend
+    from server.engine.backends.tensorrt_backend import TensorRTBackend
 
     build_engine(exported / "video.onnx", exported / "video.plan", fp16=fp16)
     trt_backend, ort_backend = TensorRTBackend(exported), OnnxBackend(exported)

@@ -8,10 +8,10 @@ import pytest
 
 from media import DecodeFailed, NotAVideo, decode_clip
 from media.pool import DecodePool
-from media.worker import Job
+from media.worker import DecodeJob
 from tests import videos
 
-JOB = Job(frames=4, size=32, clips=3, crops=1)
+JOB = DecodeJob(frames=4, size=32, clips=3, crops=1)
 
 
 def _run(coro):
@@ -95,3 +95,36 @@ def test_a_cancelled_decode_stops_its_worker(faulty_workers):
 
     before, after, frames = _run(go())
     assert before != after and frames.shape == (3, 4, 3, 32, 32)
+
+
+class _CancelAfterReply:
+    """The worker's connection, with a cancel() landing just after the answer arrived and
+    before the worker is marked idle (the gap between a reply and the caller's cancel)."""
+
+    def __init__(self, worker) -> None:
+        self.worker, self.conn = worker, worker.conn
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+    def recv(self):
+        reply = self.conn.recv()
+        self.worker.cancel()
+        self.worker.proc.wait(5)  # the kill has landed
+        return reply
+
+
+def test_a_cancel_after_the_reply_does_not_leave_a_dead_worker_in_the_pool():
+    from media.pool import _Worker
+
+    data = videos.keyframed_mp4(frames=30)
+    worker = _Worker(JOB.nbytes, nice=0, memory_mb=0)
+    try:
+        worker.conn = _CancelAfterReply(worker)
+        first, _ = worker.run(JOB, data, timeout=30)
+        assert first.shape == (3, 4, 3, 32, 32)
+        # The next, unrelated job must find a live process, not "crashed (SIGKILL)".
+        again, _ = worker.run(JOB, data, timeout=30)
+        np.testing.assert_array_equal(again, first)
+    finally:
+        worker.close()

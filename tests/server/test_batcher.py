@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from server.batcher import Batcher, BatchError, QueueFull, QueueTimeout
+from server.engine.batcher import Batcher, BatchError, QueueFull, QueueTimeout
 
 
 class Model:

@@ -73,7 +73,7 @@ def one_each(tmp_path_factory) -> str:
     second Decode replica would take the CPU a replaced Model replica needs."""
     import yaml
 
-    from server.cluster import load_config
+    from server.ray_serve import load_config
 
     config = load_config()
     for deployment in config["applications"][0]["deployments"]:
@@ -173,7 +173,7 @@ def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_vide
 
 def test_the_429_and_504_rules_hold_on_ray(cluster, on_ray, one_each, world_videos):
     on_ray.stop()  # the cluster's 2 CPUs go to an application with a queue of 2
-    srv = ServerProcess({"ALT_MAX_QUEUE": "2", "ALT_REQUEST_TIMEOUT_S": "4"},
+    srv = ServerProcess({"ALT_MAX_IN_FLIGHT": "2", "ALT_REQUEST_TIMEOUT_S": "4"},
                         args=("--ray", "--ray-address", cluster, "--ray-config", one_each),
                         ready_s=180)  # fmt: skip
     try:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from media import decode_clip, write_video
-from server.backends.torch_backend import TorchBackend
+from server.engine.backends.torch_backend import TorchBackend
 from training.generate import render_clip
 
 DEFAULT = Path(__file__).resolve().parents[2] / "checkpoints" / "default"

@@ -11,13 +11,11 @@ import pytest
 
 from media import decode_clip
 from model import preset
-from server.app import create_app
-from server.backends.torch_backend import TorchBackend
-from server.batcher import Batcher, BatchError
-from server.engine import Engine
-from server.labels import LabelCache
-from server.metrics import Metrics
-from server.schemas import Explain
+from server.api import create_app
+from server.engine.backends.torch_backend import TorchBackend
+from server.engine.batcher import Batcher, BatchError
+from server.engine.labels import LabelCache
+from server.engine.schemas import Explain
 from server.settings import Settings
 from tests.fixtures import save_tiny_checkpoint
 from tests.server.test_faults import ThreadServer
@@ -79,7 +77,7 @@ def test_several_views_per_video_are_averaged(tmp_path, video_dir):
     data = (video_dir / "clip2.mp4").read_bytes()
 
     async def run():
-        engine = Engine.local(backend, settings, Metrics())
+        engine = settings.in_process_engine(backend)
         await engine.start()
         try:
             return await engine.recognize(

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import uvicorn
 
-from server.app import create_app
-from server.backends.torch_backend import TorchBackend
+from server.api import create_app
+from server.engine.backends.torch_backend import TorchBackend
 from server.settings import Settings
 from tests.server.conftest import free_port
 

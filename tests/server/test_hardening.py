@@ -25,7 +25,7 @@ def hostile(tiny_checkpoint):
     srv = ServerProcess({
         "ALT_CHECKPOINT": str(tiny_checkpoint),
         "ALT_DECODE_WORKERS": "2",
-        "ALT_MAX_QUEUE": "3",
+        "ALT_MAX_IN_FLIGHT": "3",
         "ALT_REQUEST_TIMEOUT_S": "2.5",
         "ALT_BODY_TIMEOUT_S": "1",
         "ALT_MAX_UPLOAD_MB": "2",

@@ -1,0 +1,120 @@
+"""The HTTP app: `create_app(settings) -> FastAPI`; the engine starts in the lifespan.
+
+The only modules that import this package are the CLI (`alt serve`) and the Ray Serve
+ingress, which serves the same app over remote parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
+
+from ..engine import Backend, Engine, ErrorBody, Metrics
+from ..settings import Settings
+from .admission import Admission
+from .handlers import ERROR_STATUSES, install_handlers, internal_error
+from .routes import meta, recognize, web
+
+# Swagger UI and ReDoc ship inside the fastapi-offline package: /docs works without internet.
+_DOCS_ASSETS = files("fastapi_offline") / "static"
+
+
+def create_app(
+    settings: Settings | None = None,
+    backend: Backend | None = None,
+    make_engine: Callable[[Settings, Metrics], Engine] | None = None,
+) -> FastAPI:
+    """`backend` overrides the one the settings name (tests inject faults this way);
+    `make_engine` builds the engine instead of the in-process one (a Ray cluster's,
+    `server.ray_serve`)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    def in_process(settings: Settings, metrics: Metrics) -> Engine:
+        return settings.in_process_engine(backend, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = (make_engine or in_process)(settings, metrics)
+        app.state.engine = engine
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    app = FastAPI(
+        title="ALT Serve",
+        summary="Open-vocabulary video action recognition that explains itself.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses={code: {"model": ErrorBody} for code in ERROR_STATUSES},
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    # One bound over everything a request holds, decided before its upload is read.
+    app.state.admission = Admission(settings.max_in_flight, settings.max_uploads_bytes)
+    install_handlers(app, lambda kind: metrics.errors.labels(kind).inc())
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - the one place an unexpected error ends
+            metrics.errors.labels("internal").inc()
+            response = internal_error(exc)
+        route = request.scope.get("route")
+        metrics.requests.labels(
+            getattr(route, "path", "unmatched"), str(response.status_code)
+        ).inc()
+        return response
+
+    app.include_router(recognize.router)
+    app.include_router(meta.router)
+    app.include_router(meta.health)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=str(_DOCS_ASSETS)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="ALT Serve API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc():
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="ALT Serve API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Serve on `settings.host:port` with the HTTP bounds of the settings (`alt serve`)."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+    )
