@@ -22,7 +22,9 @@ def test_the_readme_example_answer_is_the_shipped_defaults():
     assert [a["label"] for a in answer["actions"]] == [a["label"] for a in shown["actions"]]
     for got, want in zip(answer["actions"], shown["actions"]):
         assert got["score"] == pytest.approx(want["score"], abs=1e-5)
-    assert [(e["name"], e["frames"]) for e in answer["entities"]] == [
+    # The README shows the strongest entities only: they must be the answer's first ones.
+    assert len(shown["entities"]) >= 3
+    assert [(e["name"], e["frames"]) for e in answer["entities"][: len(shown["entities"])]] == [
         (e["name"], e["frames"]) for e in shown["entities"]
     ]
     assert answer["video"] == shown["video"] and answer["model"] == shown["model"]

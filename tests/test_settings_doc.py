@@ -1,21 +1,20 @@
-"""The README's settings table and the settings class name the same settings."""
+"""The settings page (docs/settings.md) and the settings class name the same settings."""
 
 import re
 from pathlib import Path
 
 from server.settings import Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
 
-def test_every_setting_is_in_the_readme_table_and_nothing_else():
-    text = README.read_text()
-    table = text[text.index("### Settings") :]
-    table = table[: table.index("\n### ")]
+def test_every_setting_is_in_the_table_and_nothing_else():
+    text = PAGE.read_text()
+    table = text[: text.index("\n## ")]
     documented = {name.lower() for name in re.findall(r"`ALT_([A-Z0-9_]+)`", table)}
     fields = set(Settings.model_fields)
     assert documented == fields, (
-        f"missing in the README: {sorted(fields - documented)}; "
+        f"missing on the page: {sorted(fields - documented)}; "
         f"not settings: {sorted(documented - fields)}"
     )
 
@@ -37,9 +36,9 @@ def _stated(text: str):
     return None
 
 
-def test_the_readme_table_states_the_settings_defaults():
-    text = README.read_text()
-    table = text[text.index("### Settings") : text.index("\n### ", text.index("### Settings"))]
+def test_the_table_states_the_settings_defaults():
+    text = PAGE.read_text()
+    table = text[: text.index("\n## ")]
     checked = 0
     for row in re.findall(r"^\| (`ALT_.+?) \| (.+?) \|", table, re.M):
         names = re.findall(r"`ALT_([A-Z0-9_]+)`", row[0])
@@ -54,6 +53,6 @@ def test_the_readme_table_states_the_settings_defaults():
             if isinstance(default, Path):  # the shipped default, found beside the package
                 got = want if str(default).endswith(want) else str(default)
             got = str(got) if isinstance(want, str) else got
-            assert got == want, f"ALT_{name}: the README says {stated}, the class {default!r}"
+            assert got == want, f"ALT_{name}: the page says {stated}, the class {default!r}"
             checked += 1
     assert checked >= 20
