@@ -101,7 +101,8 @@ class ALTConfig:
         if unknown:
             raise ValueError(f"unknown ALTConfig fields: {unknown}")
         tuples = {"merge_schedule", "label_templates", "entity_templates"}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+        return cls(**values)
 
 
 # Named presets are data. `tiny` is our own open_clip architecture (model/archs/ALT-tiny.json)

@@ -67,7 +67,9 @@ class ModelMeta:
         missing = sorted(n for n in names - set(data) if n not in ("card", "context_length"))
         if missing:
             raise ValueError(f"meta.json lacks {', '.join(missing)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names
+        }
         return cls(**values)
 
 

@@ -50,10 +50,10 @@ def guess_preset(weights: Path) -> str | None:
         if weights.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(weights))
+            state: dict = load_file(str(weights))
         else:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            state = state.get("state_dict", state) if isinstance(state, dict) else {}
+            loaded = torch.load(weights, map_location="cpu", weights_only=True)
+            state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else {}
     except Exception:  # noqa: BLE001 - unreadable: no guess
         return None
     state = {k.removeprefix("module."): v for k, v in state.items()}

@@ -66,7 +66,7 @@ class BpeTokenizer:
         return tuple(parts)
 
     def encode(self, text: str) -> list[int]:
-        out = []
+        out: list[int] = []
         for word in self.pattern.findall(_clean(text)):
             symbols = "".join(self.byte_symbols[b] for b in word.encode("utf-8"))
             out.extend(self.ids[t] for t in self._bpe(symbols))

@@ -144,3 +144,26 @@ def test_jobs_of_several_clips_respect_the_batch_size():
 
     run(main())
     assert all(len(batch) == 1 for batch in model.batches)  # 3 + 3 > 4: never together
+
+
+def test_a_failing_batch_callback_leaves_results_delivered_and_the_loop_running():
+    calls = []
+
+    def observer(stats):
+        calls.append(stats.clips)
+        raise RuntimeError("injected: the metrics observer fails")
+
+    async def main():
+        b = Batcher(Model(), ThreadPoolExecutor(1), max_batch_size=4, max_wait_ms=1,
+                    on_batch=observer)  # fmt: skip
+        b.start()
+        try:
+            first, _ = await asyncio.wait_for(b.submit(3, 1, 5), 5)
+            assert b.running  # the loop survived the callback's failure
+            second, _ = await asyncio.wait_for(b.submit(4, 1, 5), 5)
+            return first, second
+        finally:
+            await b.stop()
+
+    assert run(main()) == (6, 8)
+    assert calls == [1, 1]

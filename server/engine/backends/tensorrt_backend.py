@@ -45,5 +45,5 @@ class TensorRTBackend(OnnxBackend):
         stream = torch.cuda.current_stream()
         self.context.execute_async_v3(stream.cuda_stream)
         stream.synchronize()
-        arrays = [outs[name].cpu().numpy() for name in VIDEO_OUTPUTS]
-        return split_results(*arrays[:4], arrays[4] if explain_regions else None)
+        emb, ids, scores, regions, patches = (outs[name].cpu().numpy() for name in VIDEO_OUTPUTS)
+        return split_results(emb, ids, scores, regions, patches if explain_regions else None)

@@ -83,6 +83,7 @@ class TorchBackend:
                 out.region_entities,
             )
             if explain_regions:
+                assert out.sources is not None  # asked for with track_source
                 patches = patch_entities(out.sources.float(), regions).cpu().numpy()
         else:
             size = self.bucket(n)
