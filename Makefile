@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install
+.PHONY: run test test-fast typecheck lint install
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/alt serve
 
-test: $(STAMP)
+# Everything CI runs: the type check, then the whole suite.
+test: typecheck
 	$(BIN)/python -m pytest
+
+# Day to day: everything but the slow tier (real servers, training runs, Ray, Docker,
+# the browser), in about two minutes on two cores.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

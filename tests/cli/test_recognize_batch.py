@@ -165,3 +165,19 @@ def test_a_missing_file_is_its_own_line_and_the_output_folder_is_made(collection
     assert gone["status"] == 404 and gone["error"] == "not_found" and gone["label"] == "waving"
     assert lines[str(videos[0][0])]["status"] == 200
     assert "over 1 labelled videos (1 errors)" in proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--workers", "--decoders", "--models", "--top-k"])
+def test_counts_below_one_are_refused_like_the_settings(tmp_path, flag):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "recognize-batch", str(tmp_path),
+         "--out", str(tmp_path / "o.jsonl"), flag, "0"],
+        cwd=root, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert f"{flag}: must be 1 or more, not 0" in out.stderr
+    assert "Traceback" not in out.stderr
