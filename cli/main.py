@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ray-address", dest="ray_address",
                        help="the cluster to join (default: RAY_ADDRESS, else a local one)")  # fmt: skip
     serve.add_argument("--ray-config", dest="ray_config",
-                       help="Serve config with replicas and autoscaling (default: server/cluster.yaml)")  # fmt: skip
+                       help="Serve config with replicas and autoscaling (default: server/ray_serve/cluster.yaml)")  # fmt: skip
     serve.set_defaults(func=_serve)
 
     rec = sub.add_parser("recognize", help="recognize the actions in one video file, no server")
