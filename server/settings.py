@@ -60,9 +60,7 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         64, ge=1, description="requests in progress (upload to answer) before 429"
     )
-    max_batch_queue: int = Field(
-        64, ge=1, description="videos waiting for the model before 429"
-    )
+    max_batch_queue: int = Field(64, ge=1, description="videos waiting for the model before 429")
     request_timeout_s: float = Field(
         60.0, gt=0, description="decode + labels + queue + inference budget before 504"
     )

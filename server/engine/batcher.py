@@ -107,7 +107,7 @@ class Batcher:
         try:
             self._queue.put_nowait(entry)
         except asyncio.QueueFull:
-            raise QueueFull(f"{self.max_queue} requests are already waiting") from None
+            raise QueueFull(f"{self.max_queue} videos are already waiting for the model") from None
         try:
             # wait_for cancels the future on timeout or when the caller is cancelled, and
             # the loop skips cancelled entries: they never reach the model.

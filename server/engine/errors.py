@@ -90,8 +90,6 @@ def from_video_error(err: VideoError) -> ServiceError:
     return BadRequest(str(err))
 
 
-
-
 def as_service_error(err: BaseException) -> ServiceError:
     """Any failure of one video as the error the service answers with: ours as they are,
     the decoder's and the batcher's through their tables, an unreadable file as 404, and

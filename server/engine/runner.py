@@ -99,9 +99,7 @@ class ModelRunner:
             raise Unavailable("the model's batcher has stopped; this server needs a restart")
         self.metrics.queue_depth.set(self.batcher.depth + 1)
         try:
-            views, entry = await self.batcher.submit(
-                _Payload(frames, explain_regions), len(frames)
-            )
+            views, entry = await self.batcher.submit(_Payload(frames, explain_regions), len(frames))
         except (QueueFull, QueueTimeout, BatchError) as err:
             raise from_batch_error(err) from None
         finally:

@@ -69,5 +69,3 @@ def _read_csv(path: Path) -> list[Item]:
         label = row[1].strip() if len(row) > 1 and row[1].strip() else None
         items.append(Item(str(video), label))
     return items
-
-

@@ -23,7 +23,9 @@ def answer_line(path: str, answer: Recognition, label: str | None = None) -> dic
 def error_line(path: str, err: BaseException, label: str | None = None) -> dict:
     """The error body the server would have answered for this file."""
     e = as_service_error(err)
-    return _labelled({"path": path, "status": e.status, "error": e.kind, "detail": e.message}, label)
+    return _labelled(
+        {"path": path, "status": e.status, "error": e.kind, "detail": e.message}, label
+    )
 
 
 def _labelled(line: dict, label: str | None) -> dict:
@@ -74,5 +76,3 @@ def accuracy(lines: Iterable[dict]) -> dict | None:
         return None
     return {"videos": answered, "errors": errors,
             "top1": 100.0 * top1 / max(answered, 1), "top5": 100.0 * top5 / max(answered, 1)}  # fmt: skip
-
-

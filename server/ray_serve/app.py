@@ -78,5 +78,3 @@ def run(settings: Settings, address: str | None = None, config_path: str | None 
         serve.shutdown()
     if not address:
         ray.shutdown()
-
-

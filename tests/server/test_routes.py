@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -53,11 +52,17 @@ def test_an_answer_follows_the_pixels_and_the_labels_and_repeats_exactly():
 
     async def main():
         async with InProcess(_settings()) as c:
-            a = await c.post("/recognize?labels=waving,jumping,surfing", files={"video": ("a.mp4", VIDEO)})
+            a = await c.post(
+                "/recognize?labels=waving,jumping,surfing", files={"video": ("a.mp4", VIDEO)}
+            )
             again = await c.post("/recognize?labels=waving,jumping,surfing", content=VIDEO,
                                  headers={"content-type": "video/mp4"})  # fmt: skip
-            b = await c.post("/recognize?labels=waving,jumping,surfing", files={"video": ("b.mp4", other)})
-            named = await c.post("/recognize?labels=@ucf101&top_k=3", files={"video": ("a.mp4", VIDEO)})
+            b = await c.post(
+                "/recognize?labels=waving,jumping,surfing", files={"video": ("b.mp4", other)}
+            )
+            named = await c.post(
+                "/recognize?labels=@ucf101&top_k=3", files={"video": ("a.mp4", VIDEO)}
+            )
             return a, again, b, named
 
     a, again, b, named = run(main())
