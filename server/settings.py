@@ -1,5 +1,5 @@
 """Server settings: one object, from `ALT_*` environment variables and `alt` flags, validated
-at start. This is the edge: each part receives only the few numbers it runs by (`limits()`,
+at start. This is the edge: each part receives only the few numbers it runs by (`batch_limits()`,
 `decode_limits()`, `backend_spec()`), never the whole object."""
 
 from __future__ import annotations
@@ -162,9 +162,9 @@ class Settings(BaseSettings):
             compiled=self.compile,
         )
 
-    def decode_limits(self, workers: int | None = None) -> DecodeLimits:
+    def decode_limits(self) -> DecodeLimits:
         return DecodeLimits(
-            workers=workers or self.decode_workers,
+            workers=self.decode_workers,
             timeout_s=self.decode_timeout_s,
             nice=self.decode_nice,
             memory_mb=self.decode_memory_mb,

@@ -115,18 +115,18 @@ class ModelRunner:
             async with self._encoding:
                 cached = self.label_cache.get(key)  # another request may have encoded it meanwhile
                 if cached is None:
-                    self.metrics.label_cache.labels("miss").inc()
-                    emb = await self._encode(labels)
-                    self.label_cache.put(key, emb)
-                    return emb
+                    return await self._encode_into_cache(key, labels)
         self.metrics.label_cache.labels("hit").inc()
         return cached
 
-    async def _encode(self, labels: list[str]) -> np.ndarray:
-        stored = stored_embeddings(self.backend, labels)
-        if stored is not None:
-            return stored
-        loop = asyncio.get_running_loop()
-        parts = [await loop.run_in_executor(self._pool, self.backend.encode_labels, chunk)
-                 for chunk in label_chunks(labels)]  # fmt: skip
-        return np.concatenate(parts)
+    async def _encode_into_cache(self, key: tuple, labels: list[str]) -> np.ndarray:
+        self.metrics.label_cache.labels("miss").inc()
+        emb = stored_embeddings(self.backend, labels)
+        if emb is None:
+            loop = asyncio.get_running_loop()
+            emb = np.concatenate([
+                await loop.run_in_executor(self._pool, self.backend.encode_labels, chunk)
+                for chunk in label_chunks(labels)
+            ])  # fmt: skip
+        self.label_cache.put(key, emb)
+        return emb

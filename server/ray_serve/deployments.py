@@ -67,7 +67,6 @@ async def _call(method, *args) -> Any:
             raise Overloaded(
                 "every replica's queue is full", headers={"Retry-After": "1"}
             ) from None
-    raise AssertionError("unreachable")
 
 
 def _cpus() -> int:

@@ -3,8 +3,9 @@ model: routes, errors, admission, batching, jobs. Its answers are a pure functio
 pixels and the label text, so two runs, or two servers, answer alike.
 
 A video's embedding is its mean colour per channel and sampled frame, mapped through a
-fixed random projection; a label's is a projection seeded by the label's text. Entities
-are the brightest quarter of each frame's regions. Nothing here means anything about actions.
+fixed random projection; a label's is a random vector seeded by the label's text. The
+regions are a 2 x 2 grid of cells, each aligned to its dominant colour, or to "dark" or
+"bright" by its mean. Nothing here means anything about actions.
 """
 
 from __future__ import annotations
