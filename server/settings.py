@@ -102,6 +102,17 @@ class Settings(BaseSettings):
         1024.0, gt=0, description="upload bytes all requests may hold at once before 429"
     )
     keep_alive_s: float = Field(5.0, gt=0, description="idle keep-alive connections close")
+    header_timeout_s: float = Field(
+        5.0, gt=0, description="a request head (line and headers) not complete by then: 408, closed"
+    )
+    max_head_kb: int = Field(
+        256,
+        ge=1,
+        description="request line and headers over this: 431 (labels travel in the query)",
+    )
+    max_connections_per_client: int = Field(
+        0, ge=0, description="open connections one client address may hold, then 503 (0: no limit)"
+    )
     max_connections: int = Field(
         1000, ge=1, description="open connections before 503 (uvicorn limit_concurrency)"
     )

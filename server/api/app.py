@@ -109,8 +109,18 @@ def serve(settings: Settings) -> None:
     """Serve on `settings.host:port` with the HTTP bounds of the settings (`alt serve`)."""
     import uvicorn
 
+    from .transport import ConnectionGuard
+
+    app = create_app(settings)
+    guard = ConnectionGuard(
+        settings.header_timeout_s,
+        settings.max_head_kb * 1024,
+        settings.max_connections_per_client,
+        app.state.metrics,
+    )
     uvicorn.run(
-        create_app(settings),
+        app,
+        http=guard.protocol(),
         host=settings.host,
         port=settings.port,
         log_level="info",

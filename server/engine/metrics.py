@@ -25,6 +25,12 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("alt_queue_depth", "Jobs waiting for the model", registry=r)
+        self.connections_closed = Counter(
+            "alt_http_connections_closed",
+            "Connections the server answered and closed before the app ran, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.label_cache = Counter(
             "alt_label_cache", "Label-set embedding cache lookups", ["result"], registry=r
         )
