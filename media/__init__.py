@@ -7,12 +7,13 @@ exactly as the model saw clips in training.
 from .decode import Limits, VideoInfo, decode_clip, decode_frames, scale_frame
 from .encode import write_video
 from .errors import CorruptVideo, DecodeFailed, NotAVideo, VideoError, VideoTooLarge
+from .jobs import DecodeJob, WindowJob
 from .sampling import segment_indices
-from .worker import DecodeJob
 
 __all__ = [
     "CorruptVideo",
     "DecodeJob",
+    "WindowJob",
     "DecodeFailed",
     "Limits",
     "NotAVideo",

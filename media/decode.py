@@ -274,42 +274,58 @@ class _Decoder:
                 yield frame
 
 
-def _decode_timed(container, stream, index: _Index, wanted: list[int], convert, limits):
-    """pts -> converted frame for the wanted pts; the keyframe index plans the seeks."""
-    out: dict[int, np.ndarray] = {}
+class _Stats:
+    """What a decode cost and met: keyframe seeks, damaged packets."""
+
+    def __init__(self) -> None:
+        self.seeks = 0
+        self.errors = 0
+
+
+def _timed_frames(container, stream, index: _Index, wanted: list[int], convert, limits, stats):
+    """(pts, converted frame) for the wanted pts (sorted), in order, in one pass: the
+    keyframe index plans the seeks, which only ever go forward."""
     decoder = _Decoder(container, stream, set(wanted), limits)
-    frames, position, seeks = None, None, 0
-    for target in wanted:
-        if target in out:
-            continue
-        key = (
-            index.keys[max(0, bisect.bisect_right(index.keys, target) - 1)] if index.keys else None
-        )
-        # Seek when a keyframe lies between where the decoder is and the wanted frame.
-        if frames is None or (key is not None and position is not None and key > position):
-            frames, seeks = decoder.frames_from(key if key is not None else index.pts[0]), seeks + 1
-        for frame in frames:
-            if frame.pts is None:
+    frames, position, done = None, None, set()
+    try:
+        for target in wanted:
+            if target in done:
                 continue
-            position = frame.pts
-            if frame.pts in decoder.wanted and frame.pts not in out:
-                out[frame.pts] = convert(frame)
-            if frame.pts >= target:
-                break
-    return out, seeks, decoder.errors
+            key = (
+                index.keys[max(0, bisect.bisect_right(index.keys, target) - 1)]
+                if index.keys
+                else None
+            )
+            # Seek when a keyframe lies between where the decoder is and the wanted frame.
+            if frames is None or (key is not None and position is not None and key > position):
+                frames = decoder.frames_from(key if key is not None else index.pts[0])
+                stats.seeks += 1
+            for frame in frames:
+                if frame.pts is None:
+                    continue
+                position = frame.pts
+                if frame.pts in decoder.wanted and frame.pts not in done:
+                    done.add(frame.pts)
+                    yield frame.pts, convert(frame)
+                if frame.pts >= target:
+                    break
+    finally:
+        stats.errors += decoder.errors
 
 
-def _decode_untimed(container, stream, wanted: set[int], convert, limits):
-    """Frame order -> converted frame, decoding forward from the start (no timestamps)."""
-    out: dict[int, np.ndarray] = {}
+def _untimed_frames(container, stream, wanted: set[int], convert, limits, stats):
+    """(frame order, converted frame) for the wanted orders, decoding forward from the start
+    (a stream without timestamps)."""
     last = max(wanted)
     decoder = _Decoder(container, stream, set(), limits)
-    for i, frame in enumerate(decoder.frames_from(None)):
-        if i in wanted:
-            out[i] = convert(frame)
-        if i >= last:
-            break
-    return out, decoder.errors
+    try:
+        for i, frame in enumerate(decoder.frames_from(None)):
+            if i in wanted:
+                yield i, convert(frame)
+            if i >= last:
+                break
+    finally:
+        stats.errors += decoder.errors
 
 
 def _nearest(available: list[int], key: int) -> int:
@@ -362,18 +378,20 @@ def decode_clip(
                 turns.append(_rotation(frame))
             return scale_frame(frame, size, crops, limits)
 
-        seeks, lost = 0, 0
+        stats = _Stats()
         try:
             if index.pts:
                 keyed = [index.pts[i] for i in wanted]
-                got, seeks, errors = _decode_timed(container, stream, index, keyed, convert, limits)
+                got = dict(_timed_frames(container, stream, index, keyed, convert, limits, stats))
                 by_index = {i: got[p] for i, p in zip(wanted, keyed) if p in got}
             else:
                 container.close()  # rewind by reopening: untimed streams may not seek
                 container = _open(source, hwaccel)
                 stream = _video_stream(container)
                 stream.codec_context.thread_count = threads
-                by_index, errors = _decode_untimed(container, stream, set(wanted), convert, limits)
+                by_index = dict(
+                    _untimed_frames(container, stream, set(wanted), convert, limits, stats)
+                )
         except av.FFmpegError as err:
             raise CorruptVideo(f"the video stream does not decode ({_why(err)})") from None
         if not by_index:
@@ -384,8 +402,8 @@ def decode_clip(
         for c, picks in enumerate(per_clip):
             for t, i in enumerate(picks):
                 video[c * crops : (c + 1) * crops, t] = by_index[_nearest(available, i)]
-        warnings = _warnings(container, stream, index, fps, lost, len(wanted), errors)
-        info = _info(stream, index, fps, duration, per_clip, seeks, turns[0], warnings)
+        warnings = _warnings(container, stream, index, fps, lost, len(wanted), stats.errors)
+        info = _info(stream, index, fps, duration, per_clip, stats.seeks, turns[0], warnings)
         if hwaccel is not None and stream.codec_context.is_hwaccel:
             info = replace(info, decoder="cuda")
         return video, info

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -27,7 +28,9 @@ import numpy as np
 
 from . import errors
 from .decode import VideoInfo
-from .worker import DecodeJob
+from .errors import DecodeFailed
+from .jobs import DecodeJob, WindowJob
+from .windows import WindowChunk, WindowedInfo
 
 log = logging.getLogger(__name__)
 _SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -89,38 +92,88 @@ class _Worker:
                 self._cancelled = True
                 self.proc.kill()
 
-    def run(self, job: DecodeJob, data: bytes, timeout: float) -> tuple[np.ndarray, VideoInfo]:
-        with self._lock:
-            self._active, self._cancelled = True, False
+    def _send(self, *messages) -> None:
         try:
-            self.conn.send(job)
-            self.conn.send_bytes(data)
+            for m in messages:
+                if isinstance(m, bytes):
+                    self.conn.send_bytes(m)
+                else:
+                    self.conn.send(m)
+        except (EOFError, OSError):
+            self._lost()
+
+    def _lost(self):
+        with self._lock:
+            self._active = False
+        why = self._death()
+        self.respawn()
+        if self._cancelled:
+            raise errors.DecodeFailed("the decode was cancelled") from None
+        raise errors.DecodeFailed(f"the decoder crashed on this file ({why})") from None
+
+    def _receive(self, timeout: float, what: str = "decoding"):
+        """The worker's next message within `timeout`; a death, a cancel or a timeout ends
+        the job (the worker is replaced) with a `DecodeFailed`."""
+        try:
             done = self.conn.poll(timeout)
             reply = self.conn.recv() if done else None
         except (EOFError, OSError):
-            why = self._death()
-            self.respawn()
-            if self._cancelled:
-                raise errors.DecodeFailed("the decode was cancelled") from None
-            raise errors.DecodeFailed(f"the decoder crashed on this file ({why})") from None
-        finally:
+            self._lost()
+        if reply is None:
             with self._lock:
                 self._active = False
-                killed = self._cancelled
-        if reply is None:
             self.respawn()
             raise errors.DecodeFailed(
-                f"decoding took longer than the limit of {timeout:g} s (ALT_DECODE_TIMEOUT_S)"
+                f"{what} took longer than the limit of {timeout:g} s (ALT_DECODE_TIMEOUT_S)"
             )
-        if killed:
-            # cancel() landed after the answer arrived: the frames are in the slot, but the
-            # process is dead and must not go back to the pool as it is.
-            self.respawn()
         if reply[0] == "video_error":
+            self._finish()
             raise getattr(errors, reply[1], errors.CorruptVideo)(reply[2])
+        return reply
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._active, self._cancelled = True, False
+
+    def _finish(self) -> None:
+        with self._lock:
+            self._active = False
+            killed = self._cancelled
+        if killed:
+            # cancel() landed after the answer arrived: the process is dead and must not
+            # go back to the pool as it is.
+            self.respawn()
+
+    def _frames(self, shape) -> np.ndarray:
+        return np.frombuffer(self.slot, np.uint8, int(np.prod(shape))).reshape(shape).copy()
+
+    def run(self, job: DecodeJob, data: bytes, timeout: float) -> tuple[np.ndarray, VideoInfo]:
+        self._begin()
+        self._send(job, data)
+        reply = self._receive(timeout)
         _, shape, info = reply
-        frames = np.frombuffer(self.slot, np.uint8, int(np.prod(shape))).reshape(shape).copy()
+        frames = self._frames(shape)
+        self._finish()
         return frames, info
+
+    # A window stream: start it, then step until "done".
+    def start_stream(self, job: WindowJob, data: bytes) -> None:
+        self._begin()
+        self._send(job, data)
+
+    def step(self, timeout: float):
+        """("info", WindowedInfo) | ("chunk", WindowChunk) | ("done", seeks, errors).
+        A chunk is copied out of the slot and the worker told to go on at once, so it
+        decodes the next chunk while this one is on the model."""
+        reply = self._receive(timeout, "decoding one chunk of windows")
+        if reply[0] == "chunk":
+            _, shape, first, windows, rotation = reply
+            chunk = WindowChunk(first, self._frames(shape), windows, rotation)
+            self._send("next")
+            return ("chunk", chunk)
+        if reply[0] == "done":
+            self._finish()
+        return reply
 
     def close(self) -> None:
         self.kill()
@@ -149,6 +202,7 @@ class DecodePool:
         self._workers = [_Worker(slot_bytes, nice, memory_mb) for _ in range(workers)]
         self._idle: asyncio.Queue[_Worker] | None = None
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="alt-decode")
+        self._recycling: set[asyncio.Future] = set()
         self.waiting = 0  # jobs waiting for a free worker
         self.busy = 0  # jobs being decoded
 
@@ -195,6 +249,70 @@ class DecodePool:
                 release(None)
             else:
                 run.add_done_callback(release)
+
+    async def windows(
+        self,
+        data: bytes,
+        job: WindowJob,
+        on_info: Callable[[WindowedInfo], Awaitable[None]],
+        on_chunk: Callable[[WindowChunk], Awaitable[None]],
+    ) -> tuple[int, int]:
+        """Decode a long video as windows (`job.path`, or `data`), calling `on_info` once
+        and `on_chunk` per chunk, in order; the worker decodes the next chunk while
+        `on_chunk` runs. `timeout_s` bounds each step (indexing, one chunk), so the time
+        limit grows with the video. Cancelling stops the decode at once. -> (seeks, damaged
+        packets)."""
+        if job.nbytes > self.slot_bytes:
+            raise ValueError(f"a chunk of {job.nbytes} bytes does not fit the slots")
+        idle = self._queue()
+        self.waiting += 1
+        try:
+            worker = await idle.get()
+        finally:
+            self.waiting -= 1
+        self.busy += 1
+        loop = asyncio.get_running_loop()
+        finished = False
+        step: asyncio.Future | None = None
+        try:
+            step = loop.run_in_executor(self._threads, worker.start_stream, job, data)
+            await asyncio.shield(step)
+            while True:
+                step = loop.run_in_executor(self._threads, worker.step, self.timeout_s)
+                reply = await asyncio.shield(step)
+                if reply[0] == "info":
+                    await on_info(reply[1])
+                elif reply[0] == "chunk":
+                    await on_chunk(reply[1])
+                else:
+                    finished = True
+                    return reply[1], reply[2]
+        except DecodeFailed:
+            finished = True  # the worker was replaced already
+            raise
+        except errors.VideoError:
+            finished = True
+            raise
+        finally:
+            if finished:
+                self.busy -= 1
+                idle.put_nowait(worker)
+            else:
+                worker.cancel()  # mid-stream: kill it, whatever it is doing
+                self._recycling.add(asyncio.ensure_future(self._recycle(worker, step, idle)))
+
+    async def _recycle(self, worker: _Worker, step, idle) -> None:
+        """A stream left mid-way: once its step is over, a fresh process, then back."""
+        try:
+            if step is not None:
+                await asyncio.wait([step])
+                if not step.cancelled():
+                    step.exception()  # retrieved: it was a cancel
+            await asyncio.get_running_loop().run_in_executor(self._threads, worker.respawn)
+        finally:
+            self.busy -= 1
+            idle.put_nowait(worker)
+            self._recycling.discard(asyncio.current_task())
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -1,6 +1,6 @@
 """A decode worker process: `python -m media.worker FD SLOT_FD SLOT_BYTES NICE MEMORY_MB`.
 
-It reads jobs from the connection on file descriptor FD (a pickled `DecodeJob`, then the video
+It reads jobs from the connection on file descriptor FD (a pickled `media.jobs` job, then the video
 bytes), decodes, writes the frames into the shared-memory slot SLOT_FD and answers with
 their shape and the `VideoInfo` (or the error). It imports PyAV and NumPy, nothing heavy,
 so a replacement starts in a fraction of a second.
@@ -12,28 +12,42 @@ import mmap
 import os
 import resource
 import sys
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 
-from .decode import Limits, decode_clip
+from .decode import decode_clip
 from .errors import VideoError
+from .jobs import WindowJob
+from .windows import WindowedVideo
 
 
-@dataclass(frozen=True)
-class DecodeJob:
-    frames: int
-    size: int
-    clips: int = 1
-    crops: int = 1
-    limits: Limits = Limits()  # noqa: RUF009 - frozen
-    threads: int = 1  # codec threads
-    device: str = "cpu"  # "cuda": decode with NVDEC through PyAV's hardware acceleration
+class _Gone(Exception):
+    """The server closed the connection mid-stream."""
 
-    @property
-    def nbytes(self) -> int:
-        return self.clips * self.crops * self.frames * 3 * self.size * self.size
+
+def _stream(conn: Connection, slot: mmap.mmap, job: WindowJob, data: bytes) -> None:
+    from .shots import find_cuts  # noqa: PLC0415 - only jobs that ask for shots need it
+
+    source = Path(job.path) if job.path else data
+    cuts = find_cuts(source, job.limits) if job.shots else ()
+    with WindowedVideo(
+        source, job.frames, job.size, job.window_s, job.stride_s, job.crops, job.limits,
+        threads=job.threads, cuts=cuts, hwaccel=_hwaccel(job.device),
+    ) as video:  # fmt: skip
+        conn.send(("info", video.info))
+        for chunk in video.chunks(job.per_chunk):
+            if chunk.video.nbytes > len(slot):
+                raise VideoError(f"{chunk.video.nbytes} bytes of frames exceed the slot")
+            np.frombuffer(slot, np.uint8, chunk.video.nbytes)[:] = chunk.video.reshape(-1)
+            conn.send(("chunk", chunk.video.shape, chunk.first, chunk.windows, chunk.rotation))
+            try:
+                if conn.recv() != "next":
+                    return
+            except (EOFError, OSError):
+                raise _Gone from None
+        conn.send(("done", video.stats.seeks, video.stats.errors))
 
 
 def _hwaccel(device: str):
@@ -47,11 +61,14 @@ def _hwaccel(device: str):
 def serve(conn: Connection, slot: mmap.mmap) -> None:
     while True:
         try:
-            job: DecodeJob = conn.recv()
+            job = conn.recv()
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the server closed the connection: exit quietly
         try:
+            if isinstance(job, WindowJob):
+                _stream(conn, slot, job, data)
+                continue
             video, info = decode_clip(
                 data, job.frames, job.size, job.clips, job.crops, job.limits,
                 threads=job.threads, hwaccel=_hwaccel(job.device),
@@ -61,6 +78,8 @@ def serve(conn: Connection, slot: mmap.mmap) -> None:
                 raise VideoError(f"{video.nbytes} bytes of frames exceed the slot")
             np.frombuffer(slot, np.uint8, video.nbytes)[:] = video.reshape(-1)
             conn.send(("ok", video.shape, info))
+        except _Gone:
+            return
         except VideoError as err:
             conn.send(("video_error", type(err).__name__, str(err)))
         except MemoryError:

@@ -4,6 +4,7 @@ at start. This is the edge: each part receives only the few numbers it runs by (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -120,6 +121,27 @@ class Settings(BaseSettings):
         20.0, gt=0, description="on SIGTERM, how long in-flight requests may finish"
     )
 
+    # Timelines and jobs (long videos)
+    max_sync_duration_s: float = Field(
+        120.0, gt=0, description="longest video a timeline is computed for in the request"
+    )
+    timeline_rate: float = Field(
+        1.0, ge=0, description="a timeline's deadline grows by this many seconds per video second"
+    )
+    jobs_dir: Path = Field(
+        Path("alt-jobs"), description="the jobs' SQLite database and spooled uploads"
+    )
+    job_workers: int = Field(1, ge=1, description="jobs running at once (own decode processes)")
+    max_jobs: int = Field(100, ge=1, description="jobs queued or running before 429")
+    max_job_upload_mb: float = Field(4096.0, gt=0, description="largest upload of one job")
+    jobs_quota_mb: float = Field(
+        20480.0, gt=0, description="spooled uploads of all unfinished jobs before 429"
+    )
+    max_job_duration_s: float = Field(14400.0, gt=0, description="longest video of a job")
+    job_ttl_s: float = Field(
+        86400.0, gt=0, description="how long a finished job and its result are kept"
+    )
+
     ray_start_timeout_s: float = Field(
         300.0, gt=0, description="Ray mode: how long the ingress waits for a first Model replica"
     )
@@ -183,7 +205,18 @@ class Settings(BaseSettings):
             device=self.decode_device,
             max_pixels=self.max_pixels,
             max_duration_s=self.max_duration_s,
+            max_sync_duration_s=self.max_sync_duration_s,
+            max_job_duration_s=self.max_job_duration_s,
+            windows_per_chunk=self.windows_per_chunk,
         )
+
+    @property
+    def windows_per_chunk(self) -> int:
+        """Windows decoded and sent to the model at once: one batch of the model's views."""
+        views = 1
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            views = self.clip_shape().crops
+        return max(1, (self.max_batch_size or 8) // views)
 
     def backend_spec(self) -> BackendSpec:
         buckets: tuple[int, ...] = ()
@@ -207,6 +240,7 @@ class Settings(BaseSettings):
             self.decode_limits(),
             self.request_timeout_s,
             metrics or Metrics(),
+            self.timeline_rate,
         )
 
     def clip_shape(self) -> ClipShape:

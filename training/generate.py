@@ -168,3 +168,19 @@ def generate_world(
             "seed": seed, "size": size, "per_class": per_class, "mask_size": MASK_SIZE}  # fmt: skip
     (out / "world.json").write_text(json.dumps(meta, indent=1))
     return meta
+
+
+def render_timeline(
+    actions: list[str], seconds_each: float, seed: int, fps: int = 25, size: int = 128
+) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """One long video of the world: each action's clip slowed down (frames repeated) to
+    last `seconds_each`, one after another. -> uint8 frames `(N, size, size, 3)` and the
+    truth as `(start_s, end_s, action)`."""
+    parts, truth, start = [], [], 0.0
+    for i, action in enumerate(actions):
+        frames, _, _ = render_clip(action, seed + i, size)
+        n = round(seconds_each * fps)
+        parts.append(frames[np.minimum(np.arange(n) * len(frames) // n, len(frames) - 1)])
+        truth.append((round(start, 3), round(start + n / fps, 3), action))
+        start += n / fps
+    return np.concatenate(parts), truth

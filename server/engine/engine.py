@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from media import DecodeJob, VideoInfo
+from media import DecodeJob, VideoInfo, WindowJob
 from media.pool import DecodePool
+from media.windows import WindowChunk, WindowedInfo
 
 from .answer import build_answer
 from .backends import Backend, ModelInfo
-from .errors import TimedOut
+from .errors import PayloadTooLarge, TimedOut
 from .limits import BatchLimits, DecodeLimits
 from .metrics import Metrics
 from .runner import Inference, ModelRunner
-from .schemas import Explain, Recognition
+from .schemas import Explain, Recognition, TimelineRecognition
+from .timeline import TimelineOptions, build_timeline
+
+Progress = Callable[[int, int], Awaitable[None]]  # (windows done, windows in all)
 
 
 class Decoder(Protocol):
@@ -32,6 +38,14 @@ class Decoder(Protocol):
     waiting: int  # decodes waiting for a worker
 
     async def decode(self, data: bytes, job: DecodeJob) -> tuple[np.ndarray, VideoInfo]: ...
+
+    async def windows(
+        self,
+        data: bytes,
+        job: WindowJob,
+        on_info: Callable[[WindowedInfo], Awaitable[None]],
+        on_chunk: Callable[[WindowChunk], Awaitable[None]],
+    ) -> tuple[int, int]: ...
 
     def close(self) -> None: ...
 
@@ -56,10 +70,12 @@ class Model(Protocol):
 
 
 def decode_pool(limits: DecodeLimits, job: DecodeJob, workers: int | None = None) -> DecodePool:
-    """Worker processes on this machine, with slots sized for `job`."""
+    """Worker processes on this machine, with slots sized for `job` and for a chunk of
+    windows of the same clip shape."""
+    chunk = limits.windows_per_chunk * job.crops * job.frames * 3 * job.size * job.size
     return DecodePool(
         workers or limits.workers,
-        job.nbytes,
+        max(job.nbytes, chunk),
         timeout_s=limits.timeout_s,
         nice=limits.nice,
         memory_mb=limits.memory_mb,
@@ -76,11 +92,13 @@ class Engine:
         decode: DecodeLimits,
         request_timeout_s: float,
         metrics: Metrics,
+        timeline_rate: float = 1.0,
     ) -> None:
         self.model = model
         self.decoder = decoder
         self.decode_limits = decode
         self.request_timeout_s = request_timeout_s
+        self.timeline_rate = timeline_rate  # a timeline's deadline grows by this per video s
         self.metrics = metrics
         self.job: DecodeJob | None = None  # known once the model is
 
@@ -92,6 +110,7 @@ class Engine:
         decode: DecodeLimits,
         request_timeout_s: float,
         metrics: Metrics,
+        timeline_rate: float = 1.0,
     ) -> Engine:
         """The model in this process and decoding in worker processes of this machine."""
         return cls(
@@ -100,6 +119,7 @@ class Engine:
             decode,
             request_timeout_s,
             metrics,
+            timeline_rate,
         )
 
     @property
@@ -151,3 +171,98 @@ class Engine:
             build_answer, self.info, video, run.views, label_set, label_emb, top_k, explain,
             timings,
         )  # fmt: skip
+
+    async def timeline(
+        self,
+        data: bytes,
+        labels: list[str] | None,
+        options: TimelineOptions,
+        *,
+        path: Path | None = None,
+        decoder: Decoder | None = None,
+        progress: Progress | None = None,
+        max_duration_s: float | None = None,
+    ) -> TimelineRecognition:
+        """A long video as a timeline (`data`, or the file at `path`). In a request
+        (`max_duration_s` None): up to `max_sync_duration_s`, within `request_timeout_s`
+        plus `timeline_rate` seconds per second of video. As a job: up to
+        `max_duration_s`, no deadline but each decode step's, on the job's own `decoder`."""
+        assert self.job is not None, "the engine has not started"
+        job = self.decode_limits.window_job(
+            self.info.clip_shape, options.window_s, options.stride_s, options.shots,
+            str(path) if path is not None else None,
+        )  # fmt: skip
+        label_set = labels or list(self.info.default_labels)
+        run = _TimelineRun(self, max_duration_s, progress)
+        label_emb = await self.model.label_embeddings(label_set)
+        try:
+            async with asyncio.timeout(run.budget_s if run.sync else None) as run.deadline:
+                _, damaged = await (decoder or self.decoder).windows(
+                    data, job, run.on_info, run.on_chunk
+                )
+        except TimeoutError:
+            raise TimedOut(
+                f"no timeline within {run.budget_s:.0f} s (ALT_REQUEST_TIMEOUT_S plus "
+                "ALT_TIMELINE_RATE per second of video); POST /jobs has no such limit"
+            ) from None
+        del data
+        total = time.perf_counter() - run.t0
+        self.metrics.stage.labels("total").observe(total)
+        timings = {"decode_s": total - run.model_s, "queue_s": run.queue_s,
+                   "inference_s": run.inference_s, "total_s": total}  # fmt: skip
+        warnings = [f"{damaged} damaged packets were skipped"] if damaged else []
+        assert run.info is not None
+        return await asyncio.to_thread(
+            build_timeline, self.info, run.info, run.rotation, run.views, label_set, label_emb,
+            options, timings, warnings,
+        )  # fmt: skip
+
+
+class _TimelineRun:
+    """One timeline in progress: the windows' results as chunks come back from the model."""
+
+    def __init__(self, engine: Engine, max_duration_s: float | None, progress: Progress | None):
+        self.engine, self.progress = engine, progress
+        self.sync = max_duration_s is None
+        limits = engine.decode_limits
+        self.limit_s = limits.max_sync_duration_s if max_duration_s is None else max_duration_s
+        self.budget_s = engine.request_timeout_s
+        self.deadline: asyncio.Timeout | None = None
+        self.t0 = time.perf_counter()
+        self.info: WindowedInfo | None = None
+        self.views: list[list] = []
+        self.rotation = 0
+        self.model_s = self.queue_s = self.inference_s = 0.0
+
+    async def on_info(self, info: WindowedInfo) -> None:
+        if info.duration_s > self.limit_s:
+            jobs = self.engine.decode_limits.max_job_duration_s
+            raise PayloadTooLarge(
+                f"the video lasts {info.duration_s:.1f} s, over the limit of {self.limit_s:g} s "
+                + (
+                    f"for a timeline in the request; POST /jobs takes up to {jobs:g} s"
+                    if self.sync
+                    else "for a job"
+                )  # fmt: skip
+            )
+        self.info = info
+        if self.sync and self.deadline is not None:
+            self.budget_s = (
+                self.engine.request_timeout_s + self.engine.timeline_rate * info.duration_s
+            )
+            loop = asyncio.get_running_loop()
+            self.deadline.reschedule(loop.time() + self.budget_s - (time.perf_counter() - self.t0))
+        if self.progress is not None:
+            await self.progress(0, len(info.windows))
+
+    async def on_chunk(self, chunk: WindowChunk) -> None:
+        t = time.perf_counter()
+        run = await self.engine.model.infer(chunk.video, False)
+        self.model_s += time.perf_counter() - t
+        self.queue_s += run.queue_s
+        self.inference_s += run.inference_s
+        crops = len(chunk.video) // len(chunk.windows)
+        self.views.extend(run.views[i : i + crops] for i in range(0, len(run.views), crops))
+        self.rotation = chunk.rotation
+        if self.progress is not None and self.info is not None:
+            await self.progress(len(self.views), len(self.info.windows))

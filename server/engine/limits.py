@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from media import DecodeJob, Limits
+from media import DecodeJob, Limits, WindowJob
 from model.contract import ClipShape
 
 
@@ -32,6 +32,9 @@ class DecodeLimits:
     device: str = "cpu"  # "cuda": NVDEC
     max_pixels: int = Limits.max_pixels
     max_duration_s: float = 600.0
+    max_sync_duration_s: float = 120.0  # a timeline answered in the request
+    max_job_duration_s: float = 4 * 3600.0  # a timeline computed as a job
+    windows_per_chunk: int = 8  # windows handed to the model at once (a batch)
 
     def job(self, shape: ClipShape) -> DecodeJob:
         """What a decoder must produce for a model of this clip shape, within these limits:
@@ -39,3 +42,20 @@ class DecodeLimits:
         limits = Limits(max_pixels=self.max_pixels, max_duration_s=self.max_duration_s)
         return DecodeJob(shape.frames, shape.size, shape.clips, shape.crops, limits,
                          threads=self.threads, device=self.device)  # fmt: skip
+
+    def window_job(
+        self, shape: ClipShape, window_s: float, stride_s: float, shots: bool,
+        path: str | None = None,
+    ) -> WindowJob:  # fmt: skip
+        """A long video as windows of the model's clip shape (temporal views become the
+        windows; spatial crops stay), within the job limit of duration and frames."""
+        limits = Limits(
+            max_pixels=self.max_pixels,
+            max_duration_s=max(self.max_job_duration_s, self.max_sync_duration_s),
+            max_frames=int(max(self.max_job_duration_s, self.max_sync_duration_s) * 240),
+        )
+        return WindowJob(
+            shape.frames, shape.size, window_s, stride_s, crops=shape.crops,
+            per_chunk=self.windows_per_chunk, limits=limits, threads=self.threads,
+            device=self.device, shots=shots, path=path,
+        )  # fmt: skip

@@ -135,3 +135,78 @@ class Alive(BaseModel):
 
 class Samples(BaseModel):
     samples: list[str] = Field(description="file names under /samples/{name}")
+
+
+# ---- timelines (long videos) -----------------------------------------------------------
+
+
+class SegmentEntity(BaseModel):
+    name: str
+    score: float = Field(description="share of the segment's image area aligned to it")
+    times_s: list[float] = Field(description="times of the sampled frames in which it was aligned")
+
+
+class Segment(BaseModel):
+    start_s: float
+    end_s: float
+    label: str | None = Field(
+        description="the action of this stretch; null: none of the labels fits (every "
+        "similarity under `min_similarity`)"
+    )
+    score: float = Field(description="probability of the label, averaged over the windows")
+    similarity: float = Field(description="cosine to the label, averaged over the windows")
+    windows: int = Field(description="windows merged into this segment")
+    entities: list[SegmentEntity] = Field(default_factory=list)
+
+
+class LabelTime(BaseModel):
+    label: str
+    seconds: float = Field(description="time on screen: the length of its segments")
+    share: float = Field(description="of the video's duration")
+    segments: int
+
+
+class WindowScores(BaseModel):
+    start_s: float
+    end_s: float
+    actions: list[Action]
+
+
+class Shot(BaseModel):
+    start_s: float
+    end_s: float
+
+
+class TimelineParams(BaseModel):
+    window_s: float
+    stride_s: float
+    smoothing: float = Field(description="the switch penalty (nats) of the smoothing")
+    min_similarity: float | None
+    shots: bool
+
+
+class TimelineVideo(BaseModel):
+    duration_s: float
+    fps: float
+    width: int = Field(description="as displayed (after rotation)")
+    height: int
+    frames: int = Field(description="frames the video stream holds")
+    rotation: int = 0
+    windows: int = Field(description="windows the video was cut into")
+    crop: Crop
+
+
+class TimelineRecognition(BaseModel):
+    actions: list[Action] = Field(description="the labels ranked over the whole video")
+    entities: list[SegmentEntity] | None = Field(
+        None, description="the entities aligned most over the whole video"
+    )
+    timeline: list[Segment]
+    summary: list[LabelTime] = Field(description="labels ranked by their time on screen")
+    windows: list[WindowScores] | None = Field(None, description="with windows=true")
+    shots: list[Shot] | None = Field(None, description="with shots=true")
+    params: TimelineParams
+    video: TimelineVideo
+    timings: Timings
+    model: ModelFacts
+    warnings: list[str] = Field(default_factory=list)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from media import DecodeFailed, NotAVideo, decode_clip
+from media.jobs import DecodeJob
 from media.pool import DecodePool
-from media.worker import DecodeJob
 from tests import videos
 
 JOB = DecodeJob(frames=4, size=32, clips=3, crops=1)

@@ -12,7 +12,9 @@ from fastapi.responses import Response
 from ...engine import Explain, Recognition
 from ...engine.errors import ClientGone
 from ...engine.labels import parse_labels
+from ...engine.schemas import TimelineRecognition
 from ..deps import AdmissionDep, EngineDep, SettingsDep, require_key
+from ..params import TimelineDep
 from ..upload import read_video
 
 router = APIRouter(tags=["recognition"], dependencies=[Depends(require_key)])
@@ -38,7 +40,7 @@ _BODY_DOC = {
 
 @router.post(
     "/recognize",
-    response_model=Recognition,
+    response_model=Recognition | TimelineRecognition,
     response_model_exclude_none=True,
     openapi_extra=_BODY_DOC,
     summary="Recognize the actions in a video and explain them",
@@ -48,22 +50,36 @@ async def recognize(
     engine: EngineDep,
     admission: AdmissionDep,
     settings: SettingsDep,
+    options: TimelineDep,
     labels: Annotated[
         list[str] | None,
         Query(
             description="label set: repeat (labels=a&labels=b), comma-separate, or name a shipped set (labels=@kinetics400, see /label-sets); default: the model's"
         ),
     ] = None,
-    top_k: Annotated[int, Query(ge=1, le=1000, description="actions to return")] = 5,
     explain: Annotated[Explain, Query(description="none | entities | regions")] = Explain.entities,
+    timeline: Annotated[
+        bool,
+        Query(
+            description="answer with a timeline of actions over windows of the video "
+            "(videos up to max_sync_duration_s; longer ones: POST /jobs)"
+        ),
+    ] = False,
 ) -> Response:
-    """Admission comes first: beyond the server's capacity the answer is 429 at once."""
+    """Admission comes first: beyond the server's capacity the answer is 429 at once.
+
+    With `timeline=true` the answer is a `TimelineRecognition`: segments with their label,
+    score and entities, a summary by time on screen, and (on request) every window's
+    scores and the shots."""
     label_set = parse_labels(labels, settings.max_labels, settings.max_label_chars)
     async with admission.admit() as ticket:  # 429 here, before any upload byte is read
         data = await read_video(request, settings, ticket)
-        answer = await until_disconnected(
-            request, engine.recognize(data, label_set, top_k, explain)
+        work = (
+            engine.timeline(data, label_set, options)
+            if timeline
+            else engine.recognize(data, label_set, options.top_k, explain)
         )
+        answer = await until_disconnected(request, work)
     # Validated when the engine built it; rendered off the event loop.
     body = await asyncio.to_thread(answer.model_dump_json, exclude_none=True)
     return Response(body, media_type="application/json")
