@@ -47,9 +47,10 @@ def test_model_imports_no_server_or_export_libraries():
 SERVER_ALLOWED = {
     "engine": set(),
     "settings": {"engine"},
-    "api": {"engine", "settings"},
+    "api": {"engine", "settings", "jobs"},
     "offline": {"engine", "settings"},
-    "ray_serve": {"engine", "settings", "api"},
+    "jobs": {"engine"},
+    "ray_serve": {"engine", "settings", "api", "jobs"},
 }
 TRANSPORTS = {"fastapi", "starlette", "uvicorn", "ray", "multipart"}
 
@@ -92,8 +93,9 @@ def test_server_packages_import_one_way():
         assert not bad, f"{path.relative_to(ROOT)} ({part}) imports server.{sorted(bad)}"
 
 
-def test_the_engine_knows_no_transport():
-    for path in (ROOT / "server" / "engine").rglob("*.py"):
+@pytest.mark.parametrize("package", ["engine", "jobs"])
+def test_the_engine_and_the_jobs_know_no_transport(package):
+    for path in (ROOT / "server" / package).rglob("*.py"):
         bad = TRANSPORTS & _third_party(path)
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 

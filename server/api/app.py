@@ -13,11 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 
-from ..engine import Backend, Engine, ErrorBody, Metrics
+from ..engine import Backend, Engine, ErrorBody, Metrics, decode_pool
+from ..jobs import JobLimits, JobRunner, JobStore, Spool
 from ..settings import Settings
 from .admission import Admission
 from .handlers import ERROR_STATUSES, install_handlers, internal_error
-from .routes import meta, recognize, web
+from .routes import jobs, meta, recognize, web
 
 # Swagger UI and ReDoc ship inside the fastapi-offline package: /docs works without internet.
 _DOCS_ASSETS = files("fastapi_offline") / "static"
@@ -43,8 +44,16 @@ def create_app(
         app.state.engine = engine
         await engine.start()
         try:
+            runner = job_runner(settings, engine)
+            await runner.start()
+        except BaseException:
+            await engine.stop()
+            raise
+        app.state.jobs = runner
+        try:
             yield
         finally:
+            await runner.stop()
             await engine.stop()
 
     app = FastAPI(
@@ -76,6 +85,7 @@ def create_app(
         return response
 
     app.include_router(recognize.router)
+    app.include_router(jobs.router)
     app.include_router(meta.router)
     app.include_router(meta.health)
     app.include_router(web.router)
@@ -103,6 +113,24 @@ def create_app(
         )
 
     return app
+
+
+def job_runner(settings: Settings, engine: Engine) -> JobRunner:
+    """Jobs in `settings.jobs_dir`, decoded by processes of their own."""
+    assert engine.job is not None, "the engine has started"
+    return JobRunner(
+        engine,
+        JobStore(settings.jobs_dir / "jobs.db"),
+        Spool(
+            settings.jobs_dir / "spool",
+            int(settings.max_job_upload_mb * 2**20),
+            int(settings.jobs_quota_mb * 2**20),
+        ),
+        decode_pool(settings.decode_limits(), engine.job, settings.job_workers),
+        JobLimits(
+            settings.job_workers, settings.max_jobs, settings.max_job_duration_s, settings.job_ttl_s
+        ),
+    )
 
 
 def serve(settings: Settings) -> None:

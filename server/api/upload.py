@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..engine.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMedia
+from ..jobs import Spool
 from ..settings import Settings
 from .admission import Ticket
 
@@ -18,8 +19,9 @@ _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 
 
 async def _bounded(
-    stream: AsyncIterator[bytes], limit: int, stall_s: float, ticket: Ticket
+    stream: AsyncIterator[bytes], limit: int, stall_s: float, ticket: Ticket | None
 ) -> AsyncIterator[bytes]:
+    """`ticket`: count the bytes as held in memory (None: they go to disk)."""
     seen = 0
     chunks = stream.__aiter__()
     while True:
@@ -39,7 +41,8 @@ async def _bounded(
                 f"the upload exceeds the limit of {limit / 2**20:.1f} MiB",
                 headers={"connection": "close"},
             )
-        ticket.hold_bytes(len(chunk))
+        if ticket is not None:
+            ticket.hold_bytes(len(chunk))
         yield chunk
 
 
@@ -82,3 +85,43 @@ async def read_video(request: Request, settings: Settings, ticket: Ticket) -> by
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the video exceeds the limit of {max_bytes / 2**20:.1f} MiB")
     return data
+
+
+async def spool_video(request: Request, settings: Settings, spool: Spool, job_id: str):
+    """A job's upload, straight to the spool (raw body) or through the multipart parser's
+    temporary file -> (path, size). Never held in memory."""
+    ctype = request.headers.get("content-type", "").lower()
+    limit = spool.max_bytes + _MULTIPART_SLACK
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the upload ({int(declared) / 2**20:.1f} MiB) exceeds the limit of "
+            f"{spool.max_bytes / 2**20:.0f} MiB for a job (ALT_MAX_JOB_UPLOAD_MB)",
+            headers={"connection": "close"},
+        )
+    stream = _bounded(request.stream(), limit, settings.body_timeout_s, None)
+    if ctype.startswith("multipart/form-data"):
+        try:
+            form = await MultiPartParser(
+                request.headers, stream, max_files=1, max_fields=16
+            ).parse()
+        except MultiPartException as err:
+            raise BadRequest(f"malformed multipart body: {err.message}") from None
+        try:
+            upload = form.get("video")
+            if not isinstance(upload, UploadFile):
+                raise BadRequest("the multipart body needs a file field named 'video'")
+
+            async def parts():
+                while chunk := await upload.read(1 << 20):
+                    yield chunk
+
+            return await spool.write(job_id, parts())
+        finally:
+            await form.close()
+    if ctype and not ctype.startswith(("video/", "image/", "application/octet-stream")):
+        raise UnsupportedMedia(
+            f"send the video as a multipart field 'video' or as a video/*, image/gif or "
+            f"application/octet-stream body, not {ctype!r}"
+        )
+    return await spool.write(job_id, stream)

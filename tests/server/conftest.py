@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +29,8 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         path = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        full_env = {**os.environ, **env, "PYTHONPATH": path}
+        jobs = env.get("ALT_JOBS_DIR") or tempfile.mkdtemp(prefix="alt-jobs-")
+        full_env = {**os.environ, "ALT_JOBS_DIR": jobs, **env, "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), *args],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 
 import httpx
 import numpy as np
@@ -19,6 +20,7 @@ from tests import videos
 
 
 def _settings(**changes) -> Settings:
+    changes.setdefault("jobs_dir", tempfile.mkdtemp(prefix="alt-jobs-"))
     return Settings(backend="fake", decode_workers=1, max_upload_mb=4, **changes)
 
 

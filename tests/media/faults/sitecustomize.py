@@ -1,7 +1,8 @@
 """Fault injection for decode workers, loaded by Python at start-up when this folder is on
 PYTHONPATH: an upload that starts with b"ABORT" makes the decode abort its own process,
 one that starts with b"HANG" makes it sleep for an hour, one that starts with b"SLOW" sleeps
-two seconds and then decodes the bytes after the prefix. Everything else decodes as usual.
+two seconds and then decodes the bytes after the prefix. Everything else decodes as usual
+(but see ALT_FAULT_CHUNK_DELAY_S below).
 """
 
 import os
@@ -25,3 +26,19 @@ def _faulty_decode_clip(source, *args, **kwargs):
 
 
 media.decode.decode_clip = _faulty_decode_clip
+
+# Windows (long videos): with ALT_FAULT_CHUNK_DELAY_S set, every chunk of windows takes that
+# much longer to decode, so a job can be watched, cancelled or interrupted mid-way.
+import media.windows  # noqa: E402
+
+_chunks = media.windows.WindowedVideo.chunks
+
+
+def _slow_chunks(self, per_chunk):
+    delay = float(os.environ.get("ALT_FAULT_CHUNK_DELAY_S", "0"))
+    for chunk in _chunks(self, per_chunk):
+        time.sleep(delay)
+        yield chunk
+
+
+media.windows.WindowedVideo.chunks = _slow_chunks
