@@ -9,6 +9,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {value:g}")
+    return value
+
+
 def _positive(text: str) -> int:
     """An argparse type: a whole number of at least 1 (a clear error otherwise)."""
     try:
@@ -69,7 +80,7 @@ def _recognize_batch(args: argparse.Namespace) -> int:
         summary = recognize_batch(
             settings, args.input, args.out, labels, args.top_k, args.explain,
             ray_address=args.ray_address, use_ray=args.ray, decoders=args.decoders,
-            models=args.models, progress=not args.quiet,
+            models=args.models, progress=not args.quiet, timeline=_timeline(args),
         )  # fmt: skip
     except (InputError, ServiceError) as err:
         raise SystemExit(f"alt recognize-batch: {getattr(err, 'message', err)}") from None
@@ -89,6 +100,52 @@ def _recognize_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _timeline(args: argparse.Namespace):
+    """The timeline options of `--timeline` (None without it)."""
+    if not args.timeline:
+        return None
+    from server.engine.timeline import TimelineOptions
+
+    window = args.window_s
+    stride = args.stride_s if args.stride_s is not None else window / 2
+    if stride > window:
+        raise SystemExit(f"alt: --stride-s ({stride:g}) must not exceed --window-s ({window:g})")
+    return TimelineOptions(window, stride, args.smoothing, args.min_similarity, args.shots,
+                           args.windows, args.top_k)  # fmt: skip
+
+
+def _add_timeline_flags(p: argparse.ArgumentParser) -> None:
+    from server.engine.timeline import TimelineOptions as T
+
+    g = p.add_argument_group("timelines (long videos)")
+    g.add_argument(
+        "--timeline",
+        action="store_true",
+        help="a timeline of actions over windows of the video, as POST /jobs answers",
+    )
+    g.add_argument("--window-s", dest="window_s", type=_positive_float, default=T.window_s)
+    g.add_argument(
+        "--stride-s",
+        dest="stride_s",
+        type=_positive_float,
+        help="seconds between windows (default: half a window)",
+    )
+    g.add_argument(
+        "--smoothing",
+        type=float,
+        default=T.smoothing,
+        help="switch penalty in nats (0: each window alone)",
+    )
+    g.add_argument(
+        "--min-similarity",
+        dest="min_similarity",
+        type=float,
+        help="below this cosine for every label a stretch is null",
+    )
+    g.add_argument("--shots", action="store_true", help="detect cuts; windows never straddle one")
+    g.add_argument("--windows", action="store_true", help="include every window's scores")  # fmt: skip
+
+
 def _recognize(args: argparse.Namespace) -> int:
     from media import VideoError
     from server.engine.errors import ServiceError
@@ -96,7 +153,9 @@ def _recognize(args: argparse.Namespace) -> int:
 
     settings = _server_settings(args)
     try:
-        answer = recognize_file(settings, args.video, args.labels, args.top_k, args.explain)
+        answer = recognize_file(
+            settings, args.video, args.labels, args.top_k, args.explain, _timeline(args)
+        )
     except (VideoError, ServiceError, OSError) as err:
         print(f"alt: {args.video}: {err}", file=sys.stderr)
         return 1
@@ -267,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--labels", nargs="+", help="label set (default: the model's)")
     rec.add_argument("--top-k", dest="top_k", type=_positive, default=5)
     rec.add_argument("--explain", choices=["none", "entities", "regions"], default="entities")
+    _add_timeline_flags(rec)
     rec.set_defaults(func=_recognize)
 
     batch = sub.add_parser(
@@ -286,7 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--ray-address", dest="ray_address",
                        help="the cluster (default: RAY_ADDRESS, else a local one)")  # fmt: skip
     batch.add_argument("--decoders", type=_positive, default=1, help="--ray: decoding actors")
-    batch.add_argument("--models", type=_positive, default=1, help="--ray: model actors")
+    batch.add_argument(
+        "--models",
+        type=_positive,
+        default=1,
+        help="--ray: model actors (with --timeline: actors answering whole videos)",
+    )
+    _add_timeline_flags(batch)
     batch.set_defaults(func=_recognize_batch)
     export = sub.add_parser(
         "export", help="export a checkpoint to ONNX, or an ONNX graph to TensorRT"

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..engine.timeline import TimelineOptions
 from ..settings import Settings
 from .collection import InputError, Item, collect
 from .lines import accuracy, finished
@@ -30,6 +31,7 @@ def recognize_batch(
     decoders: int = 1,
     models: int = 1,
     progress: bool = True,
+    timeline: TimelineOptions | None = None,
 ) -> dict:
     """Answer every video of `source` into `out` (JSON lines); returns a summary with the
     counts and, where the input carries labels, top-1/top-5."""
@@ -47,10 +49,10 @@ def recognize_batch(
 
         lines = ray_answer_lines(
             settings, [(i.path, i.label) for i in todo], labels, top_k, explain,
-            address=ray_address, decoders=decoders, models=models,
+            address=ray_address, decoders=decoders, models=models, timeline=timeline,
         )  # fmt: skip
     elif todo:
-        lines = answer_lines(settings, todo, labels, top_k, explain)
+        lines = answer_lines(settings, todo, labels, top_k, explain, timeline)
     else:
         lines = iter(())
     new = 0

@@ -12,10 +12,13 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..engine import Recognition, as_service_error
+from pydantic import BaseModel
+
+from ..engine import as_service_error
 
 
-def answer_line(path: str, answer: Recognition, label: str | None = None) -> dict:
+def answer_line(path: str, answer: BaseModel, label: str | None = None) -> dict:
+    """`answer`: a `Recognition`, or a `TimelineRecognition` (`--timeline`)."""
     line = {"path": path, "status": 200, **answer.model_dump(mode="json", exclude_none=True)}
     return _labelled(line, label)
 

@@ -7,25 +7,32 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from ..engine import Explain
+from ..engine import Engine, Explain
 from ..engine.labels import parse_labels
+from ..engine.timeline import TimelineOptions
 from ..settings import Settings
 from .collection import Item
 from .lines import answer_line, error_line
 
 
 def recognize_file(
-    settings: Settings, video: Path, labels: list[str] | None, top_k: int, explain: str
+    settings: Settings,
+    video: Path,
+    labels: list[str] | None,
+    top_k: int,
+    explain: str,
+    timeline: TimelineOptions | None = None,
 ) -> dict:
-    """`alt recognize`: the server's answer for one file, without a server."""
+    """`alt recognize`: the server's answer for one file, without a server; with
+    `timeline`, the answer of a job (no request deadline, the jobs' duration limit)."""
     label_set = parse_labels(labels, settings.max_labels, settings.max_label_chars)
-    data = Path(video).read_bytes()
 
     async def go() -> dict:
         engine = settings.in_process_engine()
         await engine.start()
         try:
-            answer = await engine.recognize(data, label_set, top_k, Explain(explain))
+            answer = await _answer(engine, settings, Path(video), label_set, top_k, explain,
+                                   timeline)  # fmt: skip
             return answer.model_dump(mode="json", exclude_none=True)
         finally:
             await engine.stop()
@@ -33,8 +40,25 @@ def recognize_file(
     return asyncio.run(go())
 
 
+async def _answer(engine: Engine, settings: Settings, path: Path, labels, top_k, explain, timeline):
+    if timeline is not None:
+        # The file is read by the decode worker itself: a long video never enters memory.
+        if not path.is_file():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return await engine.timeline(
+            b"", labels, timeline, path=path.resolve(), max_duration_s=settings.max_job_duration_s
+        )
+    data = await asyncio.to_thread(path.read_bytes)
+    return await engine.recognize(data, labels, top_k, Explain(explain))
+
+
 async def _answer_lines(
-    settings: Settings, items: list[Item], labels: list[str] | None, top_k: int, explain: str
+    settings: Settings,
+    items: list[Item],
+    labels: list[str] | None,
+    top_k: int,
+    explain: str,
+    timeline: TimelineOptions | None = None,
 ) -> AsyncIterator[dict]:
     """Answer lines as they finish. Enough lanes run at once to keep every decode worker
     and the model's batches full, within the engine's bounds."""
@@ -55,8 +79,8 @@ async def _answer_lines(
         while not queue.empty():
             item = queue.get_nowait()
             try:
-                data = await asyncio.to_thread(Path(item.path).read_bytes)
-                answer = await engine.recognize(data, labels, top_k, Explain(explain))
+                answer = await _answer(engine, settings, Path(item.path), labels, top_k, explain,
+                                       timeline)  # fmt: skip
                 line = answer_line(item.path, answer, item.label)
             except Exception as err:  # noqa: BLE001 - a file's failure is its line, not the run's
                 line = error_line(item.path, err, item.label)
@@ -79,11 +103,16 @@ async def _answer_lines(
 
 
 def answer_lines(
-    settings: Settings, items: list[Item], labels: list[str] | None, top_k: int, explain: str
+    settings: Settings,
+    items: list[Item],
+    labels: list[str] | None,
+    top_k: int,
+    explain: str,
+    timeline: TimelineOptions | None = None,
 ) -> Iterator[dict]:
     """The lines of `items` in the order they finish, for synchronous callers."""
     loop = asyncio.new_event_loop()
-    gen = _answer_lines(settings, items, labels, top_k, explain)
+    gen = _answer_lines(settings, items, labels, top_k, explain, timeline)
     try:
         while True:
             try:

@@ -27,6 +27,7 @@ from media import DecodeJob
 
 from ..engine import Explain, build_answer, create_backend, decode_pool
 from ..engine.labels import encode_label_set
+from ..engine.timeline import TimelineOptions
 from ..settings import Settings
 from .lines import answer_line, error_line
 
@@ -95,6 +96,30 @@ class _ModelStage:
         return {"line": np.array([json.dumps(line) for line in lines], dtype=object)}
 
 
+class _TimelineStage:
+    """Paths in, timeline lines out: each actor runs the engine of `alt serve` (a decode
+    worker, the model batching a video's windows), one video at a time."""
+
+    def __init__(self, settings: Settings, labels, options: TimelineOptions) -> None:
+        self.settings, self.labels, self.options = settings, labels, options
+        self.loop = asyncio.new_event_loop()
+        self.engine = settings.in_process_engine()
+        self.loop.run_until_complete(self.engine.start())
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        lines = []
+        for path, file, label in zip(batch["path"], batch["file"], batch["label"]):
+            try:
+                answer = self.loop.run_until_complete(self.engine.timeline(
+                    b"", self.labels, self.options, path=Path(file),
+                    max_duration_s=self.settings.max_job_duration_s,
+                ))  # fmt: skip
+                lines.append(answer_line(str(path), answer, str(label) or None))
+            except Exception as err:  # noqa: BLE001 - the file's error is its answer line
+                lines.append(error_line(str(path), err, str(label) or None))
+        return {"line": np.array([json.dumps(line) for line in lines], dtype=object)}
+
+
 def answer_lines(
     settings: Settings,
     items: list[tuple[str, str | None]],
@@ -104,13 +129,28 @@ def answer_lines(
     address: str | None = None,
     decoders: int = 1,
     models: int = 1,
+    timeline: TimelineOptions | None = None,
 ) -> Iterator[dict]:
-    """Answer lines for `(path, label)` items, as Ray Data produces them."""
+    """Answer lines for `(path, label)` items, as Ray Data produces them. With `timeline`,
+    `models` actors each decode and answer whole videos (a timeline per line)."""
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.verbose_stats_logs = False
+    if timeline is not None:
+        gpus = 1 if settings.device.startswith("cuda") else 0
+        ds = ray.data.from_items(
+            [{"path": p, "file": str(Path(p).resolve()), "label": lab or ""} for p, lab in items]
+        ).map_batches(
+            _TimelineStage,
+            fn_constructor_kwargs={"settings": settings, "labels": labels, "options": timeline},
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=models),
+            num_cpus=1, num_gpus=gpus,
+        )  # fmt: skip
+        for row in ds.iter_rows():
+            yield json.loads(row["line"])
+        return
     # Planned from the model's files: the driver does not load the model the actors load.
     shape = settings.clip_shape()
     job = settings.decode_limits().job(shape)

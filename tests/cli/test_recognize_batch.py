@@ -181,3 +181,33 @@ def test_counts_below_one_are_refused_like_the_settings(tmp_path, flag):
     assert out.returncode == 2, out.stderr
     assert f"{flag}: must be 1 or more, not 0" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_a_timeline_per_line_equal_to_alt_recognize_timeline(tmp_path):
+    from media import write_video
+    from training.generate import render_timeline
+
+    labels = json.loads((ROOT / "checkpoints" / "default" / "labels.json").read_text())
+    for i in range(2):
+        frames, _ = render_timeline(labels[3 * i : 3 * i + 3], 6.0, seed=40 + i)
+        write_video(tmp_path / f"{i}.mp4", frames)
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"{tmp_path / '0.mp4'}\n{tmp_path / '1.mp4'}\n{tmp_path / 'gone.mp4'}\n")
+    out = tmp_path / "out.jsonl"
+    proc = _batch(str(listing), "--out", str(out), "--timeline", "--window-s", "4")
+    assert proc.returncode == 0, proc.stderr
+    lines = {line["path"]: line for line in _lines(out)}
+    assert lines[str(tmp_path / "gone.mp4")]["status"] == 404
+    for i in range(2):
+        line = lines[str(tmp_path / f"{i}.mp4")]
+        assert line["status"] == 200 and line["video"]["windows"] == 8
+        assert line["timeline"][0]["start_s"] == 0 and line["timeline"][-1]["end_s"] == 18.0
+    one = subprocess.run(
+        [sys.executable, "-m", "cli.main", "recognize", str(tmp_path / "1.mp4"), "--timeline",
+         "--window-s", "4"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    alone = json.loads(one.stdout)
+    line = lines[str(tmp_path / "1.mp4")]
+    assert alone["timeline"] == line["timeline"] and alone["summary"] == line["summary"]
