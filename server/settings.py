@@ -165,6 +165,8 @@ class Settings(BaseSettings):
             # Measured: on the CPU throughput is flat past 8 clips (BENCHMARKS.md); a GPU
             # wants far more clips per pass than that.
             self.max_batch_size = 64 if self.device.startswith("cuda") else 8
+        # Absolute, so a Ray replica started elsewhere finds the same folder.
+        self.jobs_dir = self.jobs_dir.expanduser().absolute()
         if self.backend == "torch" and not (self.checkpoint / "config.json").is_file():
             raise ValueError(f"no ALT checkpoint at {self.checkpoint} (config.json missing)")
         if self.backend in ("onnxruntime", "tensorrt") and self.onnx_dir is None:

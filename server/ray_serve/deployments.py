@@ -18,6 +18,7 @@ import itertools
 import logging
 import math
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,12 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the install
     raise ImportError("the cluster mode needs Ray: pip install 'alt-serve[cluster]'") from err
 
-from media import DecodeJob, VideoInfo
+from media import DecodeJob, VideoInfo, WindowJob
 from media.pool import DecodePool
 
 from ..api import create_app
 from ..engine import Engine, Inference, Metrics, ModelInfo, ModelRunner, create_backend, decode_pool
-from ..engine.errors import Overloaded
+from ..engine.errors import Overloaded, Unavailable
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,11 @@ def _deployment_problem(name: str) -> str:
     return f"{status.status}" + (f": {status.message}" if status.message else "")
 
 
+def _clip_job(job: WindowJob) -> DecodeJob:
+    """The clip job of the same shape, for a pool first made by a window stream."""
+    return DecodeJob(job.frames, job.size, 1, job.crops, job.limits, job.threads, job.device)
+
+
 # ---- the deployments ---------------------------------------------------------------------
 
 
@@ -121,6 +127,40 @@ class DecodeReplica:
                 del self._running[id(pool)]
                 if pool is not self.pool:
                     pool.close()  # retired, and its last decode has finished
+
+    async def windows(self, data: bytes, job: WindowJob) -> AsyncIterator[tuple]:
+        """A long video as windows, streamed: ("info", WindowedInfo), then ("chunk",
+        WindowChunk) per chunk, then ("done", seeks, damaged). At most two chunks wait here
+        for the caller; the decode pauses until it takes them."""
+        pool = self.pool
+        if pool is None or pool.slot_bytes < job.nbytes:
+            pool = self.pool = decode_pool(self.limits, _clip_job(job), self.workers)
+        queue: asyncio.Queue = asyncio.Queue(maxsize=2)
+
+        async def on_info(info) -> None:
+            await queue.put(("info", info))
+
+        async def on_chunk(chunk) -> None:
+            await queue.put(("chunk", chunk))
+
+        async def run() -> None:
+            try:
+                seeks, damaged = await pool.windows(data, job, on_info, on_chunk)
+                await queue.put(("done", seeks, damaged))
+            except Exception as err:  # noqa: BLE001 - raised to the caller below
+                await queue.put(("error", err))
+
+        task = asyncio.create_task(run())
+        try:
+            while True:
+                item = await queue.get()
+                if item[0] == "error":
+                    raise item[1]
+                yield item
+                if item[0] == "done":
+                    return
+        finally:
+            task.cancel()  # the caller left: the decode stops
 
     def close(self) -> None:
         if self.pool is not None:
@@ -175,6 +215,36 @@ class RemoteDecoder:
         self.busy += 1
         try:
             return await _call(self.handle.decode, data, job)
+        finally:
+            self.busy -= 1
+
+    async def windows(self, data: bytes, job: WindowJob, on_info, on_chunk) -> tuple[int, int]:
+        """The Decode deployment's window stream, handed to the callbacks in order. A
+        replica lost mid-stream fails the timeline with a 503 (the stream cannot resume
+        where it was; the client retries)."""
+        self.busy += 1
+        stream = self.handle.options(stream=True).windows.remote(data, job)
+        try:
+            async for item in stream:
+                if item[0] == "info":
+                    await on_info(item[1])
+                elif item[0] == "chunk":
+                    await on_chunk(item[1])
+                else:
+                    return item[1], item[2]
+            raise Unavailable("the Decode replica ended the stream early; retry")
+        except asyncio.CancelledError:
+            stream.cancel()
+            raise
+        except RayTaskError as err:
+            if isinstance(err.cause, Exception):
+                raise err.cause from None
+            raise
+        except _DEATHS:
+            raise Unavailable(
+                "the Decode replica was lost during this timeline; retry",
+                headers={"Retry-After": "1"},
+            ) from None
         finally:
             self.busy -= 1
 
@@ -248,6 +318,7 @@ class Ingress:
                 settings.decode_limits(),
                 settings.request_timeout_s,
                 metrics,
+                settings.timeline_rate,
             )
 
         return create_app(self.settings, make_engine=make_engine)
