@@ -121,3 +121,77 @@ def test_upload_recognize_and_see_the_regions(page_server):
         page.wait_for_function("document.querySelector('#error').innerText.includes('readable')")
         assert "Errno" not in page.inner_text("#error")
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory) -> Path:
+    import json
+
+    from media import write_video
+    from tests.conftest import DEFAULT_CHECKPOINT
+    from training.generate import render_timeline
+
+    labels = json.loads((DEFAULT_CHECKPOINT / "labels.json").read_text())
+    frames, _ = render_timeline(labels[:4], 10.0, seed=5)
+    path = tmp_path_factory.mktemp("long") / "four_actions.mp4"
+    write_video(path, frames)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="no Chromium could be installed on this machine (apt package chromium)",
+)
+def test_a_long_video_runs_as_a_job_and_shows_a_timeline(long_video, tmp_path):
+    """40 s: over the page's 20 s, so it goes to /jobs; the progress bar moves while the job
+    runs (each chunk of windows is slowed down), then a lane per label, segments that seek
+    the video when clicked, and the hovered segment's entities."""
+    from playwright.sync_api import sync_playwright
+
+    faults = Path(__file__).resolve().parents[1] / "media" / "faults"
+    srv = ServerProcess({"PYTHONPATH": str(faults), "ALT_FAULT_CHUNK_DELAY_S": "0.4",
+                         "ALT_MAX_BATCH_SIZE": "2", "ALT_JOBS_DIR": str(tmp_path)})  # fmt: skip
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=chromium(), headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--autoplay-policy=no-user-gesture-required"],
+            )  # fmt: skip
+            page = browser.new_page(viewport={"width": 1100, "height": 1000})
+            page.goto(srv.url + "/")
+            page.set_input_files("#file", str(long_video))
+            page.click("#go")
+            page.wait_for_selector("#job:not([hidden])", timeout=30_000)
+            # Part of the way: the bar has moved and is not yet full.
+            page.wait_for_function(
+                "() => { const w = parseFloat(document.querySelector('#job-bar').style.width);"
+                " return w > 0 && w < 100; }", timeout=60_000,
+            )  # fmt: skip
+            assert "Windows" in page.inner_text("#job-text")
+            page.wait_for_selector("#timeline-card:not([hidden])", timeout=120_000)
+            jobs = httpx.get(srv.url + "/jobs").json()["jobs"]
+            assert len(jobs) == 1 and jobs[0]["state"] == "succeeded"
+            result = httpx.get(srv.url + f"/jobs/{jobs[0]['id']}").json()["result"]
+            lanes = page.locator(".lane")
+            nulls = any(s["label"] is None for s in result["timeline"])
+            assert lanes.count() == len(result["summary"]) + nulls
+            assert page.locator(".segment").count() == len(result["timeline"])
+            first_lane = result["summary"][0]["label"]
+            assert page.inner_text(".lane-name >> nth=0").startswith(first_lane)
+            # A click seeks the video to the segment; a hover names its entities.
+            target = max(result["timeline"], key=lambda s: s["start_s"])
+            bar = page.locator(f".segment[data-start='{target['start_s']:g}']").first
+            bar.click()
+            page.wait_for_function(
+                f"Math.abs(document.querySelector('#viewer').currentTime - {target['start_s']}) < 0.6",
+                timeout=10_000,
+            )
+            info = page.inner_text("#segment-info")
+            assert (target["label"] or "none of the labels") in info
+            assert all(e["name"] in info for e in target["entities"])
+            page.screenshot(path=str(ARTIFACTS / "web-timeline.png"), full_page=True)
+            browser.close()
+    finally:
+        srv.stop()

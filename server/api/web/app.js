@@ -17,7 +17,10 @@ function showError(message) {
   const box = $("error");
   box.textContent = message;
   box.hidden = !message;
-  if (message) $("result").hidden = true;  // never leave an older answer under a new error
+  if (message) {  // never leave an older answer under a new error
+    $("result").hidden = true;
+    $("timeline-card").hidden = true;
+  }
 }
 
 function textColor(hex) {
@@ -30,8 +33,23 @@ function authHeaders() {
   return $("key").value ? { Authorization: "Bearer " + $("key").value } : {};
 }
 
+// Videos longer than this go as a job and come back as a timeline.
+const TIMELINE_FROM_S = 20;
+
+function duration(file) {
+  return new Promise((resolve) => {
+    const probe = document.createElement("video");
+    probe.preload = "metadata";
+    probe.onloadedmetadata = () => { resolve(probe.duration); URL.revokeObjectURL(probe.src); };
+    probe.onerror = () => resolve(0);  // the server decides what it is
+    probe.src = URL.createObjectURL(chosen);
+  });
+}
+
 async function recognize() {
   if (!chosen) return;
+  $("timeline-card").hidden = true;
+  if ((await duration(chosen)) > TIMELINE_FROM_S) return runJob();
   showError("");
   $("busy").hidden = false;
   $("go").disabled = true;
@@ -166,6 +184,140 @@ async function render(data) {
     `decode ${t.decode_ms} ms, queue ${t.queue_ms} ms, inference ${t.inference_ms} ms, total ${t.total_ms} ms · ` +
     `${data.model.name} (${data.model.backend})`;
   $("result").hidden = false;
+}
+
+async function failure(resp) {
+  const data = await resp.json().catch(() => ({}));
+  if (resp.status === 401) $("key-box").open = true;
+  return new Error(data.detail || `${resp.status} ${resp.statusText}`);
+}
+
+function showProgress(status) {
+  const p = status.progress;
+  const eta = p.eta_s != null ? ` · about ${Math.ceil(p.eta_s)} s left` : "";
+  $("job-text").textContent = status.state === "queued" ? "Queued…" :
+    `Windows ${p.windows_done} of ${p.windows_total || "?"}${eta}`;
+  $("job-bar").style.width = `${(p.fraction * 100).toFixed(1)}%`;
+}
+
+function follow(url) {
+  // Server-sent events where the browser may send them (no API key); polling otherwise.
+  return new Promise((resolve, reject) => {
+    if (!$("key").value && window.EventSource) {
+      const events = new EventSource(url + "/events");
+      const on = (e) => {
+        const status = JSON.parse(e.data);
+        showProgress(status);
+        if (["succeeded", "failed", "cancelled"].includes(status.state)) { events.close(); resolve(); }
+      };
+      for (const kind of ["queued", "progress", "succeeded", "failed", "cancelled"]) events.addEventListener(kind, on);
+      events.onerror = () => { events.close(); poll(url).then(resolve, reject); };
+    } else {
+      poll(url).then(resolve, reject);
+    }
+  });
+}
+
+async function poll(url) {
+  for (;;) {
+    const resp = await fetch(url, { headers: authHeaders() });
+    if (!resp.ok) throw await failure(resp);
+    const status = await resp.json();
+    showProgress(status);
+    if (["succeeded", "failed", "cancelled"].includes(status.state)) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function runJob() {
+  showError("");
+  $("result").hidden = true;
+  $("go").disabled = true;
+  $("job").hidden = false;
+  showProgress({ state: "queued", progress: { fraction: 0 } });
+  const params = new URLSearchParams({ top_k: "5" });
+  const labels = $("labels").value.trim() || $("label-set").value;
+  if (labels) params.set("labels", labels);
+  const body = new FormData();
+  body.append("video", chosen, chosen.name || "video.mp4");
+  try {
+    const resp = await fetch("/jobs?" + params, { method: "POST", body, headers: authHeaders() });
+    if (!resp.ok) throw await failure(resp);
+    const url = resp.headers.get("Location");
+    await follow(url);
+    const done = await fetch(url, { headers: authHeaders() });
+    if (!done.ok) throw await failure(done);
+    const status = await done.json();
+    if (status.state !== "succeeded") throw new Error(status.error ? status.error.detail : `the job was ${status.state}`);
+    last = status.result;
+    renderTimeline(status.result);
+  } catch (err) {
+    showError(err.message.startsWith("Failed to fetch") ? "The server could not be reached." : err.message);
+  } finally {
+    $("job").hidden = true;
+    $("go").disabled = false;
+  }
+}
+
+function describe(segment) {
+  const what = segment.label === null ? "none of the labels" : segment.label;
+  const seen = segment.entities.map((e) =>
+    `${e.name} ${(e.score * 100).toFixed(0)}% (at ${e.times_s.slice(0, 4).map((t) => t.toFixed(1)).join(", ")} s)`);
+  return `${what}: ${segment.start_s.toFixed(1)}–${segment.end_s.toFixed(1)} s, ` +
+    `${(segment.score * 100).toFixed(0)}%. Aligned: ${seen.join(" · ") || "nothing"}.`;
+}
+
+function renderTimeline(data) {
+  const actions = $("actions");
+  actions.innerHTML = "";
+  const viewer = $("viewer");
+  if (viewer.src) URL.revokeObjectURL(viewer.src);
+  viewer.src = URL.createObjectURL(chosen);
+  const total = data.video.duration_s || 1;
+  const lanes = $("lanes");
+  lanes.innerHTML = "";
+  const names = data.summary.map((s) => s.label);
+  if (data.timeline.some((s) => s.label === null)) names.push(null);
+  const heads = [];
+  names.forEach((name, i) => {
+    const lane = document.createElement("div");
+    lane.className = "lane";
+    const title = document.createElement("div");
+    title.className = "lane-name";
+    const time = data.summary.find((s) => s.label === name);
+    title.textContent = name === null ? "none of these" : `${name} (${time.seconds.toFixed(0)} s)`;
+    const track = document.createElement("div");
+    track.className = "track";
+    const color = name === null ? "#9aa5b1" : PALETTE[i % PALETTE.length];
+    for (const segment of data.timeline.filter((s) => s.label === name)) {
+      const bar = document.createElement("div");
+      bar.className = "segment";
+      bar.style.left = `${(segment.start_s / total) * 100}%`;
+      bar.style.width = `${((segment.end_s - segment.start_s) / total) * 100}%`;
+      bar.style.background = color;
+      bar.dataset.start = segment.start_s;
+      bar.title = `${segment.start_s.toFixed(1)}–${segment.end_s.toFixed(1)} s`;
+      bar.onmouseenter = () => { $("segment-info").textContent = describe(segment); };
+      bar.onclick = () => {
+        document.querySelectorAll(".segment.on").forEach((b) => b.classList.remove("on"));
+        bar.classList.add("on");
+        $("segment-info").textContent = describe(segment);
+        viewer.currentTime = segment.start_s;
+        viewer.play().catch(() => {});
+      };
+      track.appendChild(bar);
+    }
+    const head = document.createElement("div");
+    head.className = "playhead";
+    track.appendChild(head);
+    heads.push(head);
+    lane.append(title, track);
+    lanes.appendChild(lane);
+  });
+  viewer.ontimeupdate = () => {
+    for (const head of heads) head.style.left = `${(viewer.currentTime / total) * 100}%`;
+  };
+  $("timeline-card").hidden = false;
 }
 
 async function loadSamples() {
