@@ -5,6 +5,8 @@ ingress, which serves the same app over remote parts."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -19,6 +21,8 @@ from ..settings import Settings
 from .admission import Admission
 from .handlers import ERROR_STATUSES, install_handlers, internal_error
 from .routes import jobs, meta, recognize, web
+
+log = logging.getLogger(__name__)
 
 # Swagger UI and ReDoc ship inside the fastapi-offline package: /docs works without internet.
 _DOCS_ASSETS = files("fastapi_offline") / "static"
@@ -43,9 +47,15 @@ def create_app(
         engine = (make_engine or in_process)(settings, metrics)
         app.state.engine = engine
         await engine.start()
+        runner = None
         try:
             runner = job_runner(settings, engine)
             await runner.start()
+        except (OSError, sqlite3.Error) as err:
+            # /recognize does not need the jobs' folder: serve on, and say why jobs fail.
+            log.error("jobs are unavailable: %s (ALT_JOBS_DIR=%s)", err, settings.jobs_dir)
+            app.state.jobs_problem = f"{err} (ALT_JOBS_DIR={settings.jobs_dir})"
+            runner = None
         except BaseException:
             await engine.stop()
             raise
@@ -53,7 +63,8 @@ def create_app(
         try:
             yield
         finally:
-            await runner.stop()
+            if runner is not None:
+                await runner.stop()
             await engine.stop()
 
     app = FastAPI(

@@ -170,3 +170,19 @@ def test_a_server_killed_mid_job_finishes_it_after_a_restart_and_keeps_results(t
     assert job["progress"]["windows_done"] == job["progress"]["windows_total"] == 24
     assert kept["state"] == "succeeded" and kept["result"] == done["result"]
     assert not list(Path(tmp_path, "spool").iterdir())
+
+
+def test_without_a_writable_jobs_folder_recognize_serves_and_jobs_say_why(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the jobs' folder should be")
+
+    async def main():
+        async with InProcess(_settings(jobs_dir=blocked / "jobs")) as c:
+            job = await c.post("/jobs", content=LONG, headers={"content-type": "video/mp4"})
+            plain = await c.post("/recognize", content=LONG,
+                                 headers={"content-type": "video/mp4"})  # fmt: skip
+        return job, plain
+
+    job, plain = asyncio.run(main())
+    assert plain.status_code == 200
+    assert job.status_code == 503 and "ALT_JOBS_DIR" in job.json()["detail"]

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ...engine.errors import NotFound
+from ...engine.errors import BadRequest, NotFound, Unavailable
 from ...engine.labels import parse_labels
 from ...jobs import JobList, JobRunner, JobStatus, job_status, status_json
 from ...jobs.store import STATES
@@ -23,7 +23,11 @@ HEARTBEAT_S = 15.0
 
 
 def get_jobs(request: Request) -> JobRunner:
-    return request.app.state.jobs
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        problem = getattr(request.app.state, "jobs_problem", "the server is starting")
+        raise Unavailable(f"jobs are unavailable here: {problem}")
+    return jobs
 
 
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
@@ -80,8 +84,6 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     if state is not None and state not in STATES:
-        from ...engine.errors import BadRequest
-
         raise BadRequest(f"state must be one of {', '.join(STATES)}, not {state!r}")
     found = await asyncio.to_thread(jobs.store.recent, state, limit)
     items = [job_status(j, jobs.eta_s(j)).model_dump(mode="json", exclude_none=True)
