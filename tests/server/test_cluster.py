@@ -133,6 +133,43 @@ def test_ray_answers_exactly_as_the_plain_server(plain, on_ray, world_videos):
     assert ready["status"] == "ready" and ready["model"] == "demo"
 
 
+def test_timelines_and_jobs_on_ray_answer_as_the_plain_server(plain, on_ray, tmp_path):
+    """A timeline in the request streams windows from the Decode deployment to the Model
+    deployment; a job decodes in the ingress's own workers and batches on the Model
+    deployment. Both answer as the plain server does."""
+    from media import write_video
+    from training.generate import render_timeline
+
+    labels = json.loads((ROOT / "checkpoints" / "default" / "labels.json").read_text())
+    frames, _ = render_timeline(labels[:4], 5.0, seed=77)
+    path = tmp_path / "four.mp4"
+    write_video(path, frames)
+    params = {"timeline": "true", "windows": "true"}
+    a, b = _post(plain.url, path, params), _post(on_ray.url, path, params)
+    assert a.status_code == b.status_code == 200, (a.text, b.text)
+    ta, tb = a.json(), b.json()
+    assert [s["label"] for s in ta["timeline"]] == [s["label"] for s in tb["timeline"]]
+    assert ta["summary"] == tb["summary"] and ta["video"] == tb["video"]
+    for x, y in zip(ta["windows"], tb["windows"]):
+        assert x["actions"][0]["label"] == y["actions"][0]["label"]
+        assert x["actions"][0]["score"] == pytest.approx(y["actions"][0]["score"], abs=1e-5)
+
+    job = httpx.post(on_ray.url + "/jobs", params={"windows": "true"}, timeout=60,
+                     content=path.read_bytes(), headers={"content-type": "video/mp4"})  # fmt: skip
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 120
+    while (status := httpx.get(on_ray.url + job.headers["location"]).json())["state"] in (
+        "queued",
+        "running",
+    ):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert status["state"] == "succeeded", status
+    assert [s["label"] for s in status["result"]["timeline"]] == [
+        s["label"] for s in ta["timeline"]
+    ]
+
+
 def test_a_killed_model_replica_fails_no_request_and_is_replaced(cluster, on_ray, world_videos):
     before = int(on_cluster(cluster, MODEL_PID))
     with cf.ThreadPoolExecutor(8) as pool:
@@ -169,6 +206,25 @@ def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_vide
             _same_answer(line, b[path])
         else:
             assert (line["error"], line["detail"]) == (b[path]["error"], b[path]["detail"])
+    # A timeline per line: Ray Data actors each answer whole videos as the local run does.
+    local, remote = tmp_path / "local-t.jsonl", tmp_path / "ray-t.jsonl"
+    timeline = ["--timeline", "--window-s", "0.5"]
+    subprocess.run([*run, *timeline, "--out", str(local)], check=True, cwd=ROOT,
+                   capture_output=True)  # fmt: skip
+    proc = subprocess.run([*run, *timeline, "--out", str(remote), "--ray", "--ray-address",
+                           cluster], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = {line["path"]: line for line in map(json.loads, local.read_text().splitlines())}
+    b = {line["path"]: line for line in map(json.loads, remote.read_text().splitlines())}
+    assert a.keys() == b.keys()
+    for path, line in a.items():
+        assert line["status"] == b[path]["status"]
+        if line["status"] == 200:
+            assert line["video"]["windows"] >= 2
+            assert [s["label"] for s in line["timeline"]] == [
+                s["label"] for s in b[path]["timeline"]
+            ]
+            assert line["summary"] == b[path]["summary"]
 
 
 def test_the_429_and_504_rules_hold_on_ray(cluster, on_ray, one_each, world_videos):
@@ -205,40 +261,3 @@ def test_the_429_and_504_rules_hold_on_ray(cluster, on_ray, one_each, world_vide
         assert time.monotonic() - t0 < 4
     finally:
         srv.stop()
-
-
-def test_timelines_and_jobs_on_ray_answer_as_the_plain_server(plain, on_ray, tmp_path):
-    """A timeline in the request streams windows from the Decode deployment to the Model
-    deployment; a job decodes in the ingress's own workers and batches on the Model
-    deployment. Both answer as the plain server does."""
-    from media import write_video
-    from training.generate import render_timeline
-
-    labels = json.loads((ROOT / "checkpoints" / "default" / "labels.json").read_text())
-    frames, _ = render_timeline(labels[:4], 5.0, seed=77)
-    path = tmp_path / "four.mp4"
-    write_video(path, frames)
-    params = {"timeline": "true", "windows": "true"}
-    a, b = _post(plain.url, path, params), _post(on_ray.url, path, params)
-    assert a.status_code == b.status_code == 200, (a.text, b.text)
-    ta, tb = a.json(), b.json()
-    assert [s["label"] for s in ta["timeline"]] == [s["label"] for s in tb["timeline"]]
-    assert ta["summary"] == tb["summary"] and ta["video"] == tb["video"]
-    for x, y in zip(ta["windows"], tb["windows"]):
-        assert x["actions"][0]["label"] == y["actions"][0]["label"]
-        assert x["actions"][0]["score"] == pytest.approx(y["actions"][0]["score"], abs=1e-5)
-
-    job = httpx.post(on_ray.url + "/jobs", params={"windows": "true"}, timeout=60,
-                     content=path.read_bytes(), headers={"content-type": "video/mp4"})  # fmt: skip
-    assert job.status_code == 202, job.text
-    deadline = time.monotonic() + 120
-    while (status := httpx.get(on_ray.url + job.headers["location"]).json())["state"] in (
-        "queued",
-        "running",
-    ):
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
-    assert status["state"] == "succeeded", status
-    assert [s["label"] for s in status["result"]["timeline"]] == [
-        s["label"] for s in ta["timeline"]
-    ]

@@ -186,3 +186,28 @@ def test_without_a_writable_jobs_folder_recognize_serves_and_jobs_say_why(tmp_pa
     job, plain = asyncio.run(main())
     assert plain.status_code == 200
     assert job.status_code == 503 and "ALT_JOBS_DIR" in job.json()["detail"]
+
+
+def test_finished_jobs_expire_and_the_api_key_guards_the_job_routes(tmp_path):
+    async def main():
+        app = InProcess(_settings(jobs_dir=tmp_path, job_ttl_s=0.5, api_key="k3y"))
+        async with app as c:
+            key = {"authorization": "Bearer k3y"}
+            refused = await c.post("/jobs", content=LONG, headers={"content-type": "video/mp4"})
+            listing = await c.get("/jobs")
+            r = await c.post("/jobs", content=LONG,
+                             headers={"content-type": "video/mp4", **key})  # fmt: skip
+            url = r.headers["location"]
+            deadline = time.monotonic() + 30
+            while (await c.get(url, headers=key)).json()["state"] != "succeeded":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.6)
+            expired = await c.get(url, headers=key)
+            app.app.state.jobs.sweep()  # what the periodic sweep does
+            listed = (await c.get("/jobs", headers=key)).json()["jobs"]
+        return refused, listing, expired, listed
+
+    refused, listing, expired, listed = asyncio.run(main())
+    assert refused.status_code == listing.status_code == 401
+    assert expired.status_code == 404 and listed == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -35,7 +36,7 @@ JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 
 def _found(jobs: JobRunner, job_id: str):
     job = jobs.get(job_id)
-    if job is None:
+    if job is None or (job.expires is not None and job.expires < time.time()):
         raise NotFound(f"no job {job_id!r} (finished jobs are deleted after ALT_JOB_TTL_S)")
     return job
 
