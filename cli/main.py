@@ -217,19 +217,36 @@ def _build_default(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from training.commands import TrainJob, train_command
+_TRAIN_FLAGS = ("train", "val", "format", "video_root", "out", "preset", "pretrained",
+                "entities", "regime", "shots", "frames", "epochs", "batch_size", "global_batch",
+                "lr", "backbone_lr_scale", "weight_decay", "warmup_epochs", "precision",
+                "grad_checkpointing", "crop_scale", "flip", "test_views", "cache_dir",
+                "label_map_steps", "device", "workers", "eval_every", "save_every_steps", "seed")  # fmt: skip
 
-    summary = train_command(TrainJob.from_args(args))
+
+def _train(args: argparse.Namespace) -> int:
+    from training.commands import CommandError, TrainJob, train_command
+    from training.recipe import RecipeError
+
+    flags = {name: getattr(args, name) for name in _TRAIN_FLAGS}
+    try:
+        job = TrainJob.resolve(args.recipe, args.set, flags, args.data_root)
+        summary = train_command(job)
+    except (CommandError, RecipeError) as err:
+        raise SystemExit(f"alt train: {err}") from None
     if summary:
         print(json.dumps(summary, indent=1))
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from training.commands import evaluate_command
+    from training.commands import CommandError, evaluate_command
+    from training.recipe import RecipeError
 
-    print(json.dumps(evaluate_command(args), indent=1))
+    try:
+        print(json.dumps(evaluate_command(args), indent=1))
+    except (CommandError, RecipeError) as err:
+        raise SystemExit(f"alt evaluate: {err}") from None
     return 0
 
 
@@ -372,22 +389,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     formats = ["csv", "ucf101", "hmdb51", "ssv2"]
     train = sub.add_parser(
-        "train", help="train ALT: fully supervised, zero-shot source, or few-shot"
+        "train",
+        help="train ALT (fully supervised, few-shot, or the source of zero-shot) from flags or a recipe",
     )
     train.add_argument(
-        "--train", type=Path, required=True, help="annotation file of the training set"
+        "--recipe", help="a recipe file, or a shipped recipe's name (see docs/training.md)"
     )
     train.add_argument(
-        "--format", choices=formats, default="csv", help="csv: Kinetics-style path,label"
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one field of the recipe, e.g. --set optim.lr=1e-5 (repeatable)",
     )
+    train.add_argument(
+        "--data-root",
+        dest="data_root",
+        type=Path,
+        help="where a recipe's relative paths start (default: the working directory)",
+    )
+    train.add_argument("--train", type=Path, help="annotation file of the training set")
+    train.add_argument("--val", type=Path, help="annotation file of a validation set")
+    train.add_argument("--format", choices=formats, help="csv (default): Kinetics-style path,label")
     train.add_argument(
         "--video-root",
         dest="video_root",
         type=Path,
         help="videos folder (default: beside the file)",
     )
-    train.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
-    train.add_argument("--preset", default="B/16")
+    train.add_argument("--out", type=Path, help="checkpoint directory to write")
+    train.add_argument("--preset", help="model preset (default B/16)")
     train.add_argument(
         "--pretrained", help="open_clip pretrained tag, or a local CLIP weights file"
     )
@@ -399,35 +430,101 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--regime",
         choices=["supervised", "few-shot"],
-        default="supervised",
-        help="few-shot: --shots examples per class; for zero-shot, train on the source set "
-        "and `alt evaluate` on the target labels",
+        help="few-shot: --shots examples per class; for zero-shot, train on the "
+        "source set and `alt evaluate` on the target labels",
     )
     train.add_argument("--shots", type=int, help="few-shot: examples per class")
     train.add_argument("--frames", type=int, help="override the preset's frames per clip")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", dest="batch_size", type=int, default=16)
+    train.add_argument("--epochs", type=int, help="default 10")
     train.add_argument(
-        "--lr", type=float, default=1e-3, help="adapter LR; the image tower gets 0.1x"
+        "--batch-size", dest="batch_size", type=int, help="clips per process and step (16)"
+    )
+    train.add_argument(
+        "--global-batch",
+        dest="global_batch",
+        type=int,
+        help="reach this batch by gradient accumulation",
+    )
+    train.add_argument("--lr", type=float, help="the head's learning rate (1e-3)")
+    train.add_argument(
+        "--backbone-lr-scale",
+        dest="backbone_lr_scale",
+        type=float,
+        help="the image tower's LR as a share of --lr (0.1)",
+    )
+    train.add_argument("--weight-decay", dest="weight_decay", type=float, help="AdamW (0.05)")
+    train.add_argument(
+        "--warmup-epochs",
+        dest="warmup_epochs",
+        type=float,
+        help="linear warm-up (default: the first 5%% of the steps)",
+    )
+    train.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default fp32")
+    train.add_argument(
+        "--grad-checkpointing",
+        dest="grad_checkpointing",
+        action="store_const",
+        const=True,
+        help="recompute the image tower's blocks (memory for L/14)",
+    )
+    train.add_argument(
+        "--crop-scale",
+        dest="crop_scale",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="random resized crops of this area share (default: none)",
+    )
+    train.add_argument(
+        "--no-flip",
+        dest="flip",
+        action="store_const",
+        const=False,
+        help="no mirroring (direction-sensitive labels: Something-Something V2)",
+    )
+    train.add_argument(
+        "--test-views",
+        dest="test_views",
+        type=int,
+        nargs=2,
+        metavar=("CLIPS", "CROPS"),
+        help="validation views (default 1 1)",
+    )
+    train.add_argument(
+        "--cache-dir",
+        dest="cache_dir",
+        type=Path,
+        help="keep decoded frames on disk (small datasets read many times)",
     )
     train.add_argument(
         "--label-map-steps",
         dest="label_map_steps",
         type=int,
-        default=0,
-        help="presets with a label map (demo): steps of the label-map stage after the epochs, "
-        "the corpus entities as extra anchors (the default build uses 600)",
+        help="presets with a label map (demo): steps of the label-map stage after "
+        "the epochs, the corpus entities as extra anchors (the default build uses 600)",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", help="auto (default), cpu, cuda")
+    train.add_argument(
+        "--workers", type=int, help="decode processes (default: the cores, one left)"
+    )
+    train.add_argument(
+        "--eval-every", dest="eval_every", type=int, help="epochs between validations (1)"
+    )
+    train.add_argument(
+        "--save-every-steps",
+        dest="save_every_steps",
+        type=int,
+        help="also save a resumable state every N steps (default: each epoch)",
+    )
+    train.add_argument("--seed", type=int)
     train.set_defaults(func=_train)
 
     evaluate = sub.add_parser(
-        "evaluate", help="top-1/top-5 (and alignment quality) of a checkpoint"
+        "evaluate",
+        help="top-1/top-5 (and alignment quality) of a checkpoint, or a recipe's evaluation",
     )
-    evaluate.add_argument("checkpoint", type=Path)
-    evaluate.add_argument(
-        "--test", type=Path, required=True, help="annotation file of the test set"
-    )
+    evaluate.add_argument("checkpoint", type=Path, nargs="?")
+    evaluate.add_argument("--test", type=Path, help="annotation file of the test set")
     evaluate.add_argument("--format", choices=formats, default="csv")
     evaluate.add_argument("--video-root", dest="video_root", type=Path)
     evaluate.add_argument("--split", type=int, default=1, help="hmdb51 split number")
@@ -437,7 +534,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score against the test set's own labels (zero-shot), not the checkpoint's",
     )
+    evaluate.add_argument(
+        "--views",
+        type=int,
+        nargs=2,
+        default=[1, 1],
+        metavar=("CLIPS", "CROPS"),
+        help="test views: temporal clips x spatial crops, probabilities averaged "
+        "as the server averages them (the paper: 3 1)",
+    )
+    evaluate.add_argument("--workers", type=int, default=0, help="decode processes")
     evaluate.add_argument("--masks", type=Path, help="world masks .npz: also score the alignment")
+    evaluate.add_argument(
+        "--recipe", help="an evaluation recipe (zero-shot over several datasets and splits)"
+    )
+    evaluate.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    evaluate.add_argument("--data-root", dest="data_root", type=Path)
     evaluate.set_defaults(func=_evaluate)
 
     world = sub.add_parser("world", help="generate the procedural action world (mp4 + annotations)")

@@ -48,6 +48,7 @@ class ALT(nn.Module):
         layers = len(visual.transformer.resblocks)
         schedule = parse_schedule(layers, config.merge_r, config.merge_schedule)
         self.plan = merge_plan(visual, schedule)  # static r per layer
+        self.grad_checkpointing = False  # training: recompute each block in the backward pass
         self.adapter = VideoAdapter(
             dim,
             frames=config.frames,
@@ -113,6 +114,7 @@ class ALT(nn.Module):
             prop_attn=self.config.prop_attn,
             track_source=track_source,
             merge=merge,
+            checkpoint=self.grad_checkpointing,
         )
 
     def encode_video(

@@ -1,9 +1,15 @@
-"""`alt train` and `alt evaluate` on any annotation file (ours or a real dataset's)."""
+"""`alt train` and `alt evaluate` on any annotation file (ours or a real dataset's), from
+flags or from a recipe (`recipe.py`, shipped ones in `recipes/`)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+import logging
+import math
+import os
+import statistics
+import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,122 +26,318 @@ from model.corpus import (
 )
 
 from .data import (
-    ClipDataset,
+    Sample,
     few_shot,
+    humanize,
     read_csv,
     read_hmdb51_splits,
     read_ssv2_json,
     read_ucf101_split,
 )
-from .evaluate import accuracy, alignment_quality, embed
-from .train import ALTVideo, TrainConfig, fit
+from .evaluate import alignment_quality, evaluate_views
+from .recipe import RecipeError, apply_overrides, build, find_recipe, flatten, read_recipe
+from .train import ALTVideo, TrainConfig
+from .trainer import train
+from .video_data import Augment, VideoDataset
+
+log = logging.getLogger(__name__)
+TRAIN_SECTIONS = ("model", "data", "optim", "run")
+
+
+class CommandError(Exception):
+    """A one-line error for the user (`alt train: ...`)."""
 
 
 def read_samples(kind: str, path: Path, root: Path | None, split: int = 1, subset: str = "train"):
-    if kind == "csv":
-        return read_csv(path)
-    if kind == "ucf101":
-        return read_ucf101_split(path, root or path.parent)
-    if kind == "hmdb51":
-        return read_hmdb51_splits(path, root or path.parent, split, subset)
-    if kind == "ssv2":
-        return read_ssv2_json(path, root or path.parent)
-    raise ValueError(f"unknown annotation format {kind!r}")
+    if not Path(path).exists():
+        raise CommandError(f"annotation file not found: {path}")
+    try:
+        if kind == "csv":
+            return read_csv(path)
+        if kind == "ucf101":
+            return read_ucf101_split(path, root or path.parent)
+        if kind == "hmdb51":
+            return read_hmdb51_splits(path, root or path.parent, split, subset)
+        if kind == "ssv2":
+            return read_ssv2_json(path, root or path.parent)
+    except (ValueError, KeyError, OSError) as err:
+        raise CommandError(str(err)) from None
+    raise CommandError(f"unknown annotation format {kind!r} (csv, ucf101, hmdb51, ssv2)")
 
 
 @dataclass(frozen=True)
 class TrainJob:
-    """What `alt train` is asked to do."""
+    """What `alt train` is asked to do: the fields of a recipe, each also a flag."""
 
-    train: Path  # annotation file
+    train: Path  # annotation file of the training set
     out: Path  # checkpoint directory
     format: str = "csv"  # csv | ucf101 | hmdb51 | ssv2
     video_root: Path | None = None
+    val: Path | None = None  # annotation file of a validation set (same format)
     preset: str = "B/16"
     pretrained: str | None = None
     entities: Path | None = None
     regime: str = "supervised"  # supervised | few-shot
     shots: int | None = None
     frames: int | None = None
+    crop_scale: tuple[float, float] = (1.0, 1.0)  # random resized crop's area share
+    flip: bool = True  # false for direction-sensitive label sets (Something-Something V2)
+    test_views: tuple[int, int] = (1, 1)  # validation: temporal clips x spatial crops
+    cache_dir: Path | None = None  # decoded frames on disk (small datasets)
     epochs: int = 10
-    batch_size: int = 16
-    lr: float = 1e-3
+    batch_size: int = 16  # per process and step
+    global_batch: int | None = None  # reached by accumulation: batch x accum x processes
+    lr: float = 1e-3  # the head's; the image tower gets lr x backbone_lr_scale
+    backbone_lr_scale: float = 0.1
+    weight_decay: float = 0.05
+    warmup_epochs: float | None = None
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    grad_checkpointing: bool = False
     label_map_steps: int = 0
     seed: int = 0
+    device: str = "auto"  # auto: cuda when there is one
+    workers: int | None = None
+    eval_every: int = 1
+    save_every_steps: int = 0
+    description: str = ""
 
     @classmethod
-    def from_args(cls, args) -> TrainJob:
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+    def resolve(cls, recipe: str | None, sets: list[str], flags: dict,
+                data_root: Path | None = None) -> TrainJob:  # fmt: skip
+        """The recipe's fields, then `--set` overrides, then the flags given."""
+        values: dict = {}
+        where = "alt train"
+        if recipe:
+            path = find_recipe(recipe)
+            where = f"recipe {path}"
+            values = flatten(read_recipe(path), TRAIN_SECTIONS, where)
+        values = apply_overrides(values, sets)
+        values.update({k: v for k, v in flags.items() if v is not None})
+        base = data_root or Path.cwd()
+        return build(cls, values, where, base)
 
 
-def train_command(args: TrainJob) -> dict:
-    if not Path(args.train).is_file():
-        raise SystemExit(f"alt train: annotation file not found: {args.train}")
-    samples = read_samples(args.format, args.train, args.video_root)
-    missing = [s.path for s in samples if not Path(s.path).is_file()]
-    if missing:
-        raise SystemExit(
-            f"alt train: {len(missing)} of the {len(samples)} videos listed in {args.train} "
-            f"are missing, e.g. {missing[0]}"
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _present(samples: list[Sample], what: str) -> list[Sample]:
+    """The samples whose file exists; a missing one is skipped (and listed), not fatal."""
+    if not samples:
+        raise CommandError(f"the {what} lists no video")
+    present = [s for s in samples if Path(s.path).is_file()]
+    if not present:
+        raise CommandError(
+            f"none of the {len(samples)} videos of the {what} exists, e.g. {samples[0].path}"
         )
-    if args.regime == "few-shot":
-        if not args.shots:
-            raise SystemExit("alt train: the few-shot regime needs --shots K")
-        samples = few_shot(samples, args.shots, args.seed)
-    labels = sorted({s.label for s in samples})
-    entities = read_entity_file(args.entities) if args.entities else []
+    if len(present) < len(samples):
+        print(f"alt train: {len(samples) - len(present)} of the {len(samples)} videos of the "
+              f"{what} are missing; they are skipped (listed in skipped.txt)", file=sys.stderr)  # fmt: skip
+    return present
+
+
+def train_command(job: TrainJob) -> dict:
+    samples = read_samples(job.format, job.train, job.video_root)
+    present = _present(samples, f"training set {job.train}")
+    kept = set(present)
+    missing = {str(s.path): "file not found" for s in samples if s not in kept}
+    if job.regime == "few-shot":
+        if not job.shots:
+            raise CommandError("the few-shot regime needs shots (--shots K)")
+        try:
+            present = few_shot(present, job.shots, job.seed)
+        except ValueError as err:
+            raise CommandError(str(err)) from None
+    elif job.regime != "supervised":
+        raise CommandError(f"regime must be supervised or few-shot, not {job.regime!r}")
+    if job.precision not in ("fp32", "bf16", "fp16"):
+        raise CommandError(f"precision must be fp32, bf16 or fp16, not {job.precision!r}")
+    labels = sorted({s.label for s in present})
+    val_samples = None
+    if job.val is not None:
+        val_samples = _present(read_samples(job.format, job.val, job.video_root, subset="test"),
+                               f"validation set {job.val}")  # fmt: skip
+        outside = sorted({s.label for s in val_samples} - set(labels))
+        if outside:
+            raise CommandError(
+                f"the validation set has {len(outside)} labels the training set lacks, e.g. "
+                f"{outside[0]!r}"
+            )
+    entities = read_entity_file(job.entities) if job.entities else []
     entities = merge_entities(
         entities, entities_from_labels(labels), [Entity(p, kind="body part") for p in BODY_PARTS]
     )
-    config = preset(args.preset)
-    if args.label_map_steps and not config.label_proj:
-        raise SystemExit(
-            f"alt train: --label-map-steps needs a preset with a label map, not {args.preset}"
-        )
-    if args.frames:
-        config = config.replace(frames=args.frames)
-    torch.manual_seed(args.seed)
-    alt, corpus = build_alt(config, pretrained=args.pretrained, entities=entities)
-    dataset = ClipDataset(
-        samples, labels, config.frames, config.image_size, train=True, seed=args.seed
-    )
+    try:
+        config = preset(job.preset)
+    except (KeyError, ValueError) as err:
+        raise CommandError(str(err)) from None
+    if job.label_map_steps and not config.label_proj:
+        raise CommandError(f"label_map_steps needs a preset with a label map, not {job.preset}")
+    if job.frames:
+        config = config.replace(frames=job.frames)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    accum = 1
+    if job.global_batch:
+        accum = max(1, math.ceil(job.global_batch / (job.batch_size * world)))
+    torch.manual_seed(job.seed)
+    alt, corpus = build_alt(config, pretrained=job.pretrained, entities=entities)
+    dataset = VideoDataset(
+        present, labels, config.frames, config.image_size, train=True, seed=job.seed,
+        augment=Augment(crop_scale=job.crop_scale, flip=job.flip), cache_dir=job.cache_dir,
+    )  # fmt: skip
+    val = None
+    if val_samples:
+        val = VideoDataset(val_samples, labels, config.frames, config.image_size, train=False,
+                           views=job.test_views, cache_dir=job.cache_dir)  # fmt: skip
     with torch.no_grad():
         features = alt.label_features(labels)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      label_map_steps=args.label_map_steps, state_dir=Path(args.out) / "train_state")  # fmt: skip
+    out = Path(job.out)
+    cfg = TrainConfig(
+        epochs=job.epochs, batch_size=job.batch_size, lr=job.lr,
+        backbone_lr_scale=job.backbone_lr_scale, weight_decay=job.weight_decay,
+        warmup_epochs=job.warmup_epochs, seed=job.seed, device=_device(job.device),
+        precision=job.precision, accum_steps=accum, grad_checkpointing=job.grad_checkpointing,
+        workers=job.workers, eval_every=job.eval_every, save_every_steps=job.save_every_steps,
+        label_map_steps=job.label_map_steps, state_dir=out / "train_state",
+        log_dir=out / "tensorboard",
+    )  # fmt: skip
     named = label_entity_targets(labels, corpus.names)
-    history = fit(ALTVideo(alt), dataset, features, cfg, named)
+
+    def save(kind: str) -> None:
+        save_checkpoint(out / "best" if kind == "best" else out, alt, corpus, labels)
+
+    try:
+        report = train(ALTVideo(alt), dataset, features, cfg, named, val, save)
+    except ValueError as err:  # a bad combination of settings (fp16 on a CPU, ...)
+        raise CommandError(str(err)) from None
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return {}
-    save_checkpoint(Path(args.out), alt, corpus, labels)
+    save_checkpoint(out, alt, corpus, labels)
+    skipped = {**missing, **report.skipped}
+    if skipped:
+        (out / "skipped.txt").write_text(
+            "".join(f"{path}\t{why}\n" for path, why in sorted(skipped.items()))
+        )
+        print(f"alt train: {len(skipped)} videos skipped (did not decode or are missing): "
+              f"{out / 'skipped.txt'}", file=sys.stderr)  # fmt: skip
     summary = {
-        "regime": args.regime,
-        "clips": len(samples),
+        "regime": job.regime,
+        "clips": len(present),
         "classes": len(labels),
         "labels_naming_entities": int((named.sum(dim=-1) > 0).sum()),
-        "label_map_steps": args.label_map_steps,
-        "loss": history,
+        "label_map_steps": job.label_map_steps,
+        "global_batch": job.batch_size * accum * world,
+        "accum_steps": accum,
+        "precision": job.precision,
+        "loss": report.history,
+        "validation": report.validation,
+        "best": report.best,
+        "skipped": len(skipped),
+        "job": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(job).items()},
     }
-    (Path(args.out) / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 
+# ---- evaluation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One target dataset of an evaluation recipe, over one or more splits."""
+
+    name: str
+    format: str
+    tests: list[Path]  # annotation file (or HMDB-51's split folder) of each split
+    video_root: Path | None = None
+    splits: list[int] = field(default_factory=list)  # HMDB-51: the split numbers
+    humanize: bool = True  # class names as words ("ApplyEyeMakeup" -> "apply eye makeup")
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    checkpoint: Path
+    sets: list[dict]
+    views: tuple[int, int] = (1, 1)
+    labels_from_test: bool = True
+    workers: int | None = 0
+    description: str = ""
+
+
+def _evaluate_samples(bundle, samples: list[Sample], labels: list[str], views, workers,
+                      label_text=None) -> dict:  # fmt: skip
+    alt = bundle.model
+    cfg = alt.config
+    dataset = VideoDataset(samples, labels, cfg.frames, cfg.image_size, train=False, views=views)
+    with torch.no_grad():
+        features = alt.label_features(label_text or labels)
+    return evaluate_views(ALTVideo(alt), dataset, features, workers=workers or 0)
+
+
 def evaluate_command(args) -> dict:
+    if getattr(args, "recipe", None):
+        return evaluate_recipe(args)
+    if args.checkpoint is None or args.test is None:
+        raise CommandError("give a checkpoint and --test FILE, or --recipe FILE")
     bundle = load_checkpoint(args.checkpoint)
     alt = bundle.model
-    samples = read_samples(args.format, args.test, args.video_root, args.split, "test")
-    labels = sorted({s.label for s in samples}) if args.labels_from_test else bundle.labels
-    cfg = alt.config
-    dataset = ClipDataset(samples, labels, cfg.frames, cfg.image_size, train=False)
-    module = ALTVideo(alt)
-    with torch.no_grad():
-        result = accuracy(*embed(module, dataset), alt.encode_labels(labels))
+    samples = _present(read_samples(args.format, args.test, args.video_root, args.split, "test"),
+                       f"test set {args.test}")  # fmt: skip
+    labels = sorted({s.label for s in samples}) if args.labels_from_test else list(bundle.labels)
+    outside = sorted({s.label for s in samples} - set(labels))
+    if outside:
+        raise CommandError(
+            f"the test set has {len(outside)} labels outside the checkpoint's label set, e.g. "
+            f"{outside[0]!r} (--labels-from-test scores against the test set's own labels)"
+        )
+    views = tuple(args.views)
+    result = _evaluate_samples(bundle, samples, labels, views, args.workers)
+    result["views"] = list(views)
     if args.masks:
         world = Path(args.masks).parent.parent
         names = json.loads((world / "world.json").read_text())["entities"]
-        result.update(
-            alignment_quality(
-                alt, dataset, dict(np.load(args.masks)), world, bundle.corpus.names, names
-            )
-        )
+        stored = np.load(args.masks)
+        masks = {world / rel: stored[rel] for rel in stored.files}
+        cfg = alt.config
+        dataset = VideoDataset(samples, labels, cfg.frames, cfg.image_size, train=False,
+                               masks=masks)  # fmt: skip
+        result.update(alignment_quality(alt, dataset, bundle.corpus.names, names))
     return result
+
+
+def evaluate_recipe(args) -> dict:
+    path = find_recipe(args.recipe)
+    where = f"recipe {path}"
+    values = flatten(read_recipe(path), ("evaluate",), where)
+    values = apply_overrides(values, args.set or [])
+    if args.checkpoint is not None:
+        values["checkpoint"] = str(args.checkpoint)
+    base = args.data_root or Path.cwd()
+    job = build(EvalJob, values, where, base)
+    bundle = load_checkpoint(job.checkpoint)
+    out: dict = {"checkpoint": str(job.checkpoint), "views": list(job.views), "sets": {}}
+    for i, raw in enumerate(job.sets):
+        ev = build(EvalSet, raw, f"{where}: sets[{i}]", base)
+        splits = ev.splits or [1] * len(ev.tests)
+        if len(splits) != len(ev.tests):
+            raise RecipeError(f"{where}: sets[{i}] has {len(ev.tests)} tests but "
+                              f"{len(splits)} splits")  # fmt: skip
+        runs = []
+        for test, split in zip(ev.tests, splits):
+            samples = _present(read_samples(ev.format, test, ev.video_root, split, "test"),
+                               f"{ev.name} split {split} ({test})")  # fmt: skip
+            labels = sorted({s.label for s in samples})
+            text = [humanize(label) for label in labels] if ev.humanize else labels
+            result = _evaluate_samples(bundle, samples, labels, job.views, job.workers, text)
+            result["test"] = str(test)
+            runs.append(result)
+        top1 = [r["top1"] for r in runs]
+        out["sets"][ev.name] = {
+            "splits": runs,
+            "top1_mean": statistics.mean(top1),
+            "top1_std": statistics.pstdev(top1) if len(top1) > 1 else 0.0,
+            "top5_mean": statistics.mean(r["top5"] for r in runs),
+        }
+    return out

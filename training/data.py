@@ -1,5 +1,5 @@
-"""Datasets: clip lists from annotation files (ours and real ones), cached decoded frames,
-TSN sampling identical to serving, few-shot subsets."""
+"""Clip lists from annotation files (ours and real ones) and few-shot subsets. The items
+themselves are decoded by `video_data.VideoDataset`."""
 
 from __future__ import annotations
 
@@ -7,16 +7,9 @@ import csv
 import json
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
-from torch.utils.data import Dataset
-from tqdm import tqdm
-
-from media import decode_frames, segment_indices
 
 
 @dataclass(frozen=True)
@@ -34,13 +27,30 @@ def read_csv(path: Path) -> list[Sample]:
     path = Path(path)
     samples = []
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        kinetics = {"label", "youtube_id", "time_start", "time_end"}
+        if "label" not in columns or ("path" not in columns and not kinetics <= set(columns)):
+            raise ValueError(
+                f"{path}: needs the columns path,label (or Kinetics' label,youtube_id,"
+                f"time_start,time_end); its header is {','.join(columns) or 'empty'}"
+            )
+        for row in reader:
             if "path" in row:
                 rel = row["path"]
             else:
                 rel = f"{row['label']}/{row['youtube_id']}_{int(row['time_start']):06d}_{int(row['time_end']):06d}.mp4"
             samples.append(Sample(path.parent / rel, row["label"]))
     return samples
+
+
+def humanize(label: str) -> str:
+    """A dataset's class name as words: "ApplyEyeMakeup" and "apply_eye_makeup" ->
+    "apply eye makeup" (what a text encoder reads)."""
+    import re
+
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", label.replace("_", " "))
+    return " ".join(spaced.lower().split())
 
 
 def read_ucf101_split(split_file: Path, video_root: Path) -> list[Sample]:
@@ -90,48 +100,3 @@ def few_shot(samples: Sequence[Sample], k: int, seed: int = 0) -> list[Sample]:
             raise ValueError(f"class {label!r} has {len(pool)} samples, fewer than k = {k}")
         out.extend(pool[:k])
     return out
-
-
-class ClipDataset(Dataset):
-    """uint8 clips `(T, 3, S, S)` with label indices; frames are decoded once and cached.
-
-    With `masks` (a clip's path -> its entity masks `(N, M, M)`, one per decoded frame, as the
-    generated world writes them), items also carry the masks of the sampled frames `(T, M, M)`.
-    """
-
-    def __init__(self, samples: Sequence[Sample], labels: Sequence[str], frames: int, size: int,
-                 train: bool, seed: int = 0, cache: dict | None = None, progress: bool = True,
-                 masks: Mapping[Path, np.ndarray] | None = None) -> None:  # fmt: skip
-        self.samples = list(samples)
-        self.labels = list(labels)
-        index = {label: i for i, label in enumerate(self.labels)}
-        missing = sorted({s.label for s in self.samples} - set(index))
-        if missing:
-            raise ValueError(f"samples have labels outside the label set: {missing[:5]}")
-        self.targets = [index[s.label] for s in self.samples]
-        self.frames, self.size, self.train = frames, size, train
-        self.rng = random.Random(seed)
-        self.masks = masks
-        if masks is not None:
-            missing = [str(s.path) for s in self.samples if s.path not in masks]
-            if missing:
-                raise ValueError(f"{len(missing)} clips have no masks, e.g. {missing[0]}")
-        self.cache = {} if cache is None else cache
-        todo = [s.path for s in self.samples if (s.path, size) not in self.cache]
-        for path in tqdm(todo, desc="decode", unit="clip", disable=not progress or not todo):
-            self.cache[(path, size)] = torch.from_numpy(decode_frames(path, size))
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def indices(self, i: int) -> list[int]:
-        n = self.cache[(self.samples[i].path, self.size)].shape[0]
-        return segment_indices(n, self.frames, rng=self.rng if self.train else None)
-
-    def __getitem__(self, i: int) -> tuple:
-        path = self.samples[i].path
-        picked = self.indices(i)
-        item = (self.cache[(path, self.size)][picked], self.targets[i])
-        if self.masks is None:
-            return item
-        return (*item, torch.from_numpy(self.masks[path][picked]))

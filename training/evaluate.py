@@ -11,28 +11,81 @@ from torch import Tensor, nn
 
 from model.alt import ALT
 
-from .data import ClipDataset
+from .video_data import VideoDataset, collate
 
 
 @torch.no_grad()
 def embed(
     module: nn.Module,
-    dataset: ClipDataset,
+    dataset: VideoDataset,
     batch_size: int = 32,
     indices: Sequence[int] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Video embeddings `(N, D)` and targets `(N,)` of the dataset's clips (or `indices`), as
-    the dataset samples them (test-time sampling for a test set), the module in eval mode."""
+    """Video embeddings `(N, D)` of the first view, and targets `(N,)`, of the dataset's clips
+    (or `indices`) that decode, as the dataset samples them; the module in eval mode."""
     module.eval()
     alt: ALT = module.alt
     indices = list(range(len(dataset))) if indices is None else list(indices)
     embs, targets = [], []
     for i in range(0, len(indices), batch_size):
-        items = [dataset[j] for j in indices[i : i + batch_size]]  # (frames, target[, masks])
-        frames = torch.stack([item[0] for item in items])
+        items = [dataset[j] for j in indices[i : i + batch_size]]
+        items = [item for item in items if isinstance(item, tuple)]  # skipped: left out
+        if not items:
+            continue
+        frames = torch.stack([item[0][0] for item in items])
         embs.append(module.video_embedding(alt.normalize(frames)))
         targets.extend(item[1] for item in items)
+    if not embs:
+        raise ValueError("no video of the dataset decodes")
     return torch.cat(embs), torch.tensor(targets)
+
+
+@torch.no_grad()
+def evaluate_views(
+    module: nn.Module,
+    dataset: VideoDataset,
+    label_features: Tensor,
+    batch_size: int = 8,
+    workers: int = 0,
+    device: torch.device | None = None,
+) -> dict:
+    """Top-1/top-5 over the dataset's label set with its test views (temporal clips x
+    spatial crops), each video's softmax averaged over its views: what the server computes
+    for the same views. Videos that do not decode are counted apart (`skipped`)."""
+    from torch.utils.data import DataLoader
+
+    module.eval()
+    alt: ALT = module.alt
+    device = device or torch.device("cpu")
+    label_emb = alt.project_labels(label_features.to(device))
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate)
+    probs, targets, skipped = [], [], 0
+    for items, bad in loader:
+        skipped += len(bad)
+        if not items:
+            continue
+        frames, target = items[0], items[1]
+        b, v = frames.shape[:2]
+        x = alt.normalize(frames.flatten(0, 1).to(device))
+        emb = module.video_embedding(x)  # (B V, D)
+        p = alt.logits(emb, label_emb).softmax(dim=-1).reshape(b, v, -1).mean(dim=1)
+        probs.append(p.float().cpu())
+        targets.append(target)
+    if not probs:
+        raise ValueError("no video of the evaluation set decodes")
+    result = accuracy_from_probs(torch.cat(probs), torch.cat(targets))
+    result["skipped"] = skipped
+    return result
+
+
+def accuracy_from_probs(probs: Tensor, targets: Tensor) -> dict:
+    k = min(5, probs.shape[1])
+    top = probs.topk(k, dim=1).indices
+    return {
+        "top1": float((top[:, 0] == targets).float().mean()) * 100,
+        "top5": float((top == targets[:, None]).any(1).float().mean()) * 100,
+        "n": int(targets.numel()),
+    }
 
 
 def accuracy(embeddings: Tensor, targets: Tensor, label_emb: Tensor) -> dict[str, float]:
@@ -47,8 +100,9 @@ def accuracy(embeddings: Tensor, targets: Tensor, label_emb: Tensor) -> dict[str
 
 
 @torch.no_grad()
-def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarray], world_root,
-                      entity_names: Sequence[str], world_entities: Sequence[str]) -> dict:  # fmt: skip
+def alignment_quality(
+    alt: ALT, dataset: VideoDataset, entity_names: Sequence[str], world_entities: Sequence[str]
+) -> dict:
     """Share of the top-K aligned entities that truly appear in the clip's sampled frames
     (precision) and of the entities that appear that are aligned (recall); per-region
     accuracy, a region's entity against the most common true entity of its pixels, over all
@@ -56,7 +110,8 @@ def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarra
     regions, and the plain accuracy barely notices a ball that is never found); and that
     per-entity accuracy itself.
 
-    `masks` maps a clip's relative path to `(N, M, M)` entity ids (1-based into `world_entities`).
+    `dataset` is a test set with masks (entity ids `(N, M, M)` per clip, 1-based into
+    `world_entities`): its items carry the masks of the sampled frames.
     """
     alt.eval()
     gh, gw = alt.grid_size
@@ -65,9 +120,10 @@ def alignment_quality(alt: ALT, dataset: ClipDataset, masks: dict[str, np.ndarra
     region_total: Counter[str] = Counter()
     name_of = {i + 1: n for i, n in enumerate(world_entities)}
     for i in range(len(dataset)):
-        frames = dataset[i][0]
-        rel = str(dataset.samples[i].path.relative_to(world_root))
-        truth = masks[rel][dataset.indices(i)]  # (T, M, M)
+        item = dataset[i]
+        if not isinstance(item, tuple):
+            continue  # did not decode
+        frames, _, truth = item[0][0], item[1], item[2].numpy()  # view 0; truth (T, M, M)
         out = alt.encode_video(alt.normalize(frames[None]), track_source=True)
         present = {name_of[v] for v in np.unique(truth) if v > 0}
         aligned = {

@@ -21,11 +21,13 @@ from model import Entity, build_alt, preset, save_checkpoint
 from model.corpus import label_entity_targets
 
 from .baseline import TemporalBaseline
-from .data import ClipDataset, few_shot, read_csv
-from .evaluate import accuracy, alignment_quality, embed
+from .data import few_shot, read_csv
+from .evaluate import alignment_quality, evaluate_views
 from .generate import generate_world, render_clip
 from .pretrain import ClipPretraining, pretrain_clip
-from .train import ALTVideo, TrainConfig, fit
+from .train import ALTVideo, TrainConfig
+from .trainer import train
+from .video_data import Augment, VideoDataset
 from .world import ENTITIES, ENTITY_NAMES
 
 
@@ -44,7 +46,7 @@ class Budget:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             epochs=4, batch_size=16, backbone_lr_scale=0.3, region_weight=1.0,
-            label_map_steps=600, label_map_entity_weight=0.05,
+            label_map_steps=600, label_map_entity_weight=0.05, workers=1, progress=False,
         )
     )  # fmt: skip
     fewshot_steps: int = 60  # optimizer steps per few-shot run, whatever K
@@ -55,7 +57,7 @@ QUICK = Budget(
     per_class={"train": 3, "val": 1, "test": 2, "fewshot": 2, "zeroshot": 2},
     clip=ClipPretraining(steps=3, batch_size=16),
     train=TrainConfig(epochs=1, batch_size=8, backbone_lr_scale=0.3, region_weight=1.0,
-                      label_map_steps=2, label_map_entity_weight=0.05),
+                      label_map_steps=2, label_map_entity_weight=0.05, workers=1, progress=False),
     fewshot_steps=2, shots=(2,),
 )  # fmt: skip
 
@@ -101,20 +103,24 @@ def _masks(world: Path, split: str) -> dict[Path, np.ndarray]:
 
 
 def _dataset(
-    world: Path, split: str, labels, cache, train: bool, samples=None, masks=None
-) -> ClipDataset:
+    world: Path, split: str, labels, train: bool, seed: int, samples=None, masks=None
+) -> VideoDataset:
+    """A split of the world through the one training pipeline; the world's clips are small
+    and read many times, so their frames are cached on disk (`<world>/frames`)."""
     samples = samples if samples is not None else read_csv(world / f"{split}.csv")
     config = preset("demo")
-    return ClipDataset(
-        samples, labels, config.frames, config.image_size, train, cache=cache, masks=masks
-    )
+    # The world's figures face both ways: mirrored clips are clips of the same action.
+    augment = Augment(flip=True) if train else Augment()
+    return VideoDataset(samples, labels, config.frames, config.image_size, train, seed=seed,
+                        augment=augment, masks=masks, cache_dir=world / "frames")  # fmt: skip
 
 
-def _eval(module, ds: ClipDataset, labels) -> dict:
+def _eval(module, ds: VideoDataset, labels) -> dict:
     with torch.no_grad():
-        label_emb = module.alt.encode_labels(labels)
-        emb, targets = embed(module, ds)
-    return accuracy(emb, targets, label_emb)
+        features = module.alt.label_features(labels)
+    result = evaluate_views(module, ds, features)
+    result.pop("skipped")
+    return result
 
 
 def build_default(
@@ -140,11 +146,11 @@ def build_default(
     log(f"[{time.time() - t0:.0f}s] CLIP ready")
 
     dense = budget.train.region_weight > 0
-    train = _dataset(
-        world, "train", seen, cache, True, masks=_masks(world, "train") if dense else None
+    train_set = _dataset(
+        world, "train", seen, True, seed, masks=_masks(world, "train") if dense else None
     )
-    test = _dataset(world, "test", seen, cache, False)
-    zeroshot = _dataset(world, "zeroshot", held, cache, False)
+    test = _dataset(world, "test", seen, False, seed, masks=_masks(world, "test"))
+    zeroshot = _dataset(world, "zeroshot", held, False, seed)
     report: dict = {"seed": seed, "budget": asdict(budget), "seen": seen, "held_out": held}
 
     alt, base, corpus = _models(clip_path, seed)
@@ -153,16 +159,14 @@ def build_default(
     for name, module in (("alt", alt), ("baseline", base)):
         with torch.no_grad():
             features = module.alt.label_features(seen)
-        fit(module, train, features, replace(cfg, state_dir=work / f"state-{name}"), seen_entities)
+        train(module, train_set, features, replace(cfg, state_dir=work / f"state-{name}"),
+              seen_entities)  # fmt: skip
         report[name] = {
             "seen": _eval(module, test, seen),
             "zero_shot": _eval(module, zeroshot, held),
         }
         log(f"[{time.time() - t0:.0f}s] {name}: {report[name]}")
-    masks = dict(np.load(world / "masks" / "test.npz"))
-    report["alt"]["alignment"] = alignment_quality(
-        alt.alt, test, masks, world, corpus.names, ENTITY_NAMES
-    )
+    report["alt"]["alignment"] = alignment_quality(alt.alt, test, corpus.names, ENTITY_NAMES)
     log(f"[{time.time() - t0:.0f}s] alignment: {report['alt']['alignment']}")
 
     out.mkdir(parents=True, exist_ok=True)
@@ -175,14 +179,14 @@ def build_default(
     held_entities = label_entity_targets(held, corpus.names)
     for k in budget.shots:
         fs_alt, fs_base, _ = _models(clip_path, seed)
-        subset = _dataset(world, "fewshot", held, cache, True, few_shot(pool, k, seed), pool_masks)
+        subset = _dataset(world, "fewshot", held, True, seed, few_shot(pool, k, seed), pool_masks)
         steps_per_epoch = max(1, len(subset) // cfg.batch_size)
         fs_cfg = replace(cfg, epochs=max(1, budget.fewshot_steps // steps_per_epoch))
         row = {}
         for name, module in (("alt", fs_alt), ("baseline", fs_base)):
             with torch.no_grad():
                 features = module.alt.label_features(held)
-            fit(module, subset, features, fs_cfg, held_entities)
+            train(module, subset, features, fs_cfg, held_entities)
             row[name] = _eval(module, zeroshot, held)
         report["few_shot"][str(k)] = row
         log(f"[{time.time() - t0:.0f}s] few-shot K={k}: {row}")

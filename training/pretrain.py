@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from media import decode_frames
 from model.clip import create_clip, pixel_stats, tokenizer
 from model.corpus import Entity, entity_prompts, pool_prompts
 from model.vit import region_forward
 
-from .data import ClipDataset, read_csv
+from .data import read_csv
 from .schedule import load_state, save_state, warmup_cosine
 
 
@@ -44,10 +45,11 @@ def frame_caption_pairs(
     samples = read_csv(world / f"{split}.csv")
     captions = json.loads((world / "captions" / f"{split}.json").read_text())
     masks = np.load(world / "masks" / f"{split}.npz") if with_masks else None
-    ds = ClipDataset(samples, sorted({s.label for s in samples}), 1, size, train=False, cache=cache)
     images, texts, clips, frame_masks = [], [], [], []
-    for s in ds.samples:
-        frames = ds.cache[(s.path, size)]
+    for s in tqdm(samples, desc=f"{split} frames", unit="clip", leave=False):
+        if (s.path, size) not in cache:  # every frame: this is image-text pretraining
+            cache[(s.path, size)] = torch.from_numpy(decode_frames(s.path, size))
+        frames = cache[(s.path, size)]
         rel = str(s.path.relative_to(world))
         caps = captions[rel]
         clip_masks = masks[rel] if masks is not None else None

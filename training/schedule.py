@@ -13,9 +13,10 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 
-def warmup_cosine(opt: Optimizer, total: int) -> LambdaLR:
-    """Linear warm-up over the first 5% of `total` steps, then a cosine decay to 0."""
-    warmup = max(1, total // 20)
+def warmup_cosine(opt: Optimizer, total: int, warmup: int | None = None) -> LambdaLR:
+    """Linear warm-up over `warmup` steps (default: the first 5% of `total`), then a cosine
+    decay to 0."""
+    warmup = max(1, total // 20 if warmup is None else warmup)
     return LambdaLR(
         opt,
         lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total)))),

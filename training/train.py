@@ -1,27 +1,25 @@
-"""The training loop for ALT and the baseline: frozen text encoder, lower backbone LR,
-cross-entropy on scaled cosine scores, epoch checkpoints with resume, optional DDP."""
+"""What ALT and the baseline train: the embedders, the parameters that learn (frozen text
+encoder, lower backbone LR), the losses (cross-entropy on scaled cosine scores, the region
+and label-entity terms), the label map's placement and its stage. The loop is
+`trainer.train`."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from model.alt import ALT
 
 from .evaluate import embed
 from .pretrain import patch_entity_targets, region_loss
-from .schedule import load_state, save_state, warmup_cosine
 
 
 class Dense(NamedTuple):
@@ -64,12 +62,23 @@ class _Forward(nn.Module):
 @dataclass
 class TrainConfig:
     epochs: int = 8
-    batch_size: int = 16
+    batch_size: int = 16  # clips per step and process (the global batch: x accum x processes)
     lr: float = 1e-3  # the head (ALT's adapter, the baseline's temporal transformer)
     backbone_lr_scale: float = 0.1  # the CLIP image tower learns 10x slower
     weight_decay: float = 0.05
+    warmup_epochs: float | None = None  # linear warm-up (None: the first 5% of the steps)
     seed: int = 0
-    flip: bool = True  # mirror clips: the world's figures face both ways
+    device: str = "cpu"  # cpu | cuda | cuda:N (with torchrun: each process its LOCAL_RANK)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 with loss scaling, on a GPU)
+    accum_steps: int = 1  # micro-batches per optimizer step
+    grad_checkpointing: bool = False  # recompute the image tower's blocks in the backward pass
+    clip_grad_norm: float | None = None
+    workers: int | None = None  # DataLoader decode processes (None: the cores, one left)
+    prefetch: int = 4  # batches each worker decodes ahead
+    eval_every: int = 1  # epochs between validations (with a validation set; 0: never)
+    save_every_steps: int = 0  # resumable state every N optimizer steps too (0: per epoch)
+    log_dir: Path | None = None  # TensorBoard logs
+    progress: bool = True
     train_logit_scale: bool = True  # CLIP's temperature learns with the head (it is neither tower)
     # With a label map (ALTConfig.label_proj), start it as the whitening of the training labels'
     # features: a text encoder that never saw action words maps "jumping" and "walking" to
@@ -149,8 +158,10 @@ def class_means(module: nn.Module, dataset: Dataset, classes: int, per_class: in
     alt: ALT = module.alt
     sums = torch.zeros(classes, alt.dim)
     for target, indices in picked.items():
-        frames = torch.stack([dataset[i][0] for i in indices])
-        sums[target] = module.video_embedding(alt.normalize(frames)).sum(0)
+        items = [dataset[i] for i in indices]
+        clips = [item[0][0] for item in items if isinstance(item, tuple)]  # view 0; decoded
+        if clips:
+            sums[target] = module.video_embedding(alt.normalize(torch.stack(clips))).sum(0)
     module.train(was_training)
     return F.normalize(sums, dim=-1)
 
@@ -236,10 +247,6 @@ def refit_label_map(
     return losses
 
 
-def _distributed() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def batch_loss(
     alt: ALT, out: Dense, target: Tensor, label_features: Tensor, masks: Tensor | None,
     cfg: TrainConfig,
@@ -257,96 +264,3 @@ def _optimizer(backbone: list, head: list, cfg: TrainConfig) -> torch.optim.Opti
         [{"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale}, {"params": head, "lr": cfg.lr}],
         weight_decay=cfg.weight_decay,
     )  # fmt: skip
-
-
-def _mirror(x: Tensor, masks: Tensor | None, flips: torch.Generator):
-    """Mirror half the clips (and their masks) left to right."""
-    mirror = torch.rand(x.shape[0], generator=flips) < 0.5
-    x = torch.where(mirror.view(-1, 1, 1, 1, 1), x.flip(-1), x)
-    if masks is not None:
-        masks = torch.where(mirror.view(-1, 1, 1, 1), masks.flip(-1), masks)
-    return x, masks
-
-
-def fit(
-    module: nn.Module,
-    dataset: Dataset,
-    label_features: Tensor,
-    cfg: TrainConfig,
-    label_entities: Tensor | None = None,
-) -> list[float]:
-    """Train in place on `label_features` (`ALT.label_features` of the dataset's labels, which
-    the frozen text side fixes); returns the mean loss of each epoch. The label-map stage's
-    entity term takes `label_entities`, `label_entity_targets` of the same labels."""
-    torch.manual_seed(cfg.seed)
-    alt: ALT = module.alt
-    dense = cfg.region_weight > 0
-    if dense and getattr(dataset, "masks", None) is None:
-        raise ValueError("region_weight > 0 needs a dataset with entity masks")
-    if label_entities is not None and label_entities.shape != (
-        len(label_features),
-        alt.entities.shape[0],
-    ):
-        raise ValueError(
-            f"label_entities must be (labels, entities) = ({len(label_features)}, "
-            f"{alt.entities.shape[0]}), got {tuple(label_entities.shape)}"
-        )
-    backbone, head = split_params(module, cfg.train_logit_scale)
-    ddp = _distributed()
-    rank = 0
-    if ddp:
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
-        rank = dist.get_rank()
-    sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed) if ddp else None
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                        drop_last=len(dataset) > cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
-    runner: nn.Module = _Forward(module)
-    if ddp:
-        runner = DistributedDataParallel(runner)
-    opt = _optimizer(backbone, head, cfg)
-    sched = warmup_cosine(opt, cfg.epochs * len(loader))
-    state_path = Path(cfg.state_dir) / "train_state.pt" if cfg.state_dir else None
-    state = load_state(state_path, module, opt, sched)
-    if state is None and alt.label_proj is not None and cfg.whiten_labels:
-        # A fresh start: place the labels.
-        whiten_label_map(alt, label_features)
-        if cfg.label_prototypes and hasattr(dataset, "targets"):
-            fit_label_map(alt, label_features, class_means(module, dataset, len(label_features)))
-    start = state["epoch"] if state else 0
-    history = state["history"] if state else []
-    label_map_done = state.get("label_map_done", False) if state else False
-    label_features = label_features.detach()
-
-    def save(epochs_done: int, map_done: bool) -> None:
-        if rank == 0 and state_path is not None:
-            save_state(state_path, module, opt, sched, epoch=epochs_done, history=history,
-                       label_map_done=map_done)  # fmt: skip
-
-    module.train()
-    for epoch in range(start, cfg.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        flips = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=rank != 0, leave=False)  # fmt: skip
-        for frames, target, *rest in bar:  # datasets with masks add them as a third item
-            x, masks = alt.normalize(frames), (rest[0] if dense else None)
-            if cfg.flip:
-                x, masks = _mirror(x, masks, flips)
-            loss = batch_loss(alt, runner(x, True, dense), target, label_features, masks, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        history.append(sum(losses) / max(1, len(losses)))
-        save(epoch + 1, False)
-    if cfg.label_map_steps > 0 and not label_map_done:
-        # Every rank runs the same stage on the same clips, so the copies stay equal.
-        refit_label_map(module, dataset, label_features, cfg, label_entities)
-        save(cfg.epochs, True)
-    module.eval()
-    return history

@@ -105,3 +105,82 @@ def test_build_default_quick_runs_the_whole_chain(tmp_path):
         list((out / "samples").glob("*.mp4"))
     ) == 6
     assert load_checkpoint(out).labels == report["seen"]
+
+
+def run_alt(*args):
+    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_recipe_with_overrides_trains_validates_and_keeps_the_best(world, tmp_path):
+    summary = alt(
+        "train", "--recipe", "world-demo", "--data-root", world.parent,
+        "--set", f"data.train={world / 'train.csv'}", "--set", f"data.val={world / 'test.csv'}",
+        "--set", "model.preset=tiny", "--set", "optim.epochs=2", "--set", "optim.batch_size=8",
+        "--global-batch", "16", "--out", tmp_path / "run", "--workers", "1",
+    )  # fmt: skip
+    assert summary["accum_steps"] == 2 and summary["global_batch"] == 16
+    assert summary["job"]["preset"] == "tiny" and summary["job"]["epochs"] == 2
+    assert [v["epoch"] for v in summary["validation"]] == [1, 2]
+    assert summary["best"]["top1"] == max(v["top1"] for v in summary["validation"])
+    assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+    assert list((tmp_path / "run" / "tensorboard").iterdir())
+    # The shipped recipe's cache folder (relative to the data root) holds the decoded frames.
+    assert list((world.parent / "world" / "frames").glob("*.npy")) or summary["job"]["cache_dir"]
+
+
+@pytest.mark.slow
+def test_bad_recipes_and_bad_data_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[optim]\nlrr = 1\n")
+    no_label = tmp_path / "no_label.csv"
+    no_label.write_text("path,action\na.mp4,x\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("path,label\n")
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[optim]\nepochs = "many"\n')
+    cases = [
+        (["train", "--recipe", bad, "--train", empty, "--out", tmp_path / "o"],
+         "unknown field 'lrr'"),
+        (["train", "--recipe", typo, "--train", empty, "--out", tmp_path / "o"],
+         "epochs must be a whole number"),
+        (["train", "--recipe", "nope"], "no recipe 'nope'"),
+        (["train", "--train", no_label, "--out", tmp_path / "o"], "needs the columns path,label"),
+        (["train", "--train", empty, "--out", tmp_path / "o"], "lists no video"),
+        (["train", "--out", tmp_path / "o"], "train is required"),
+        (["train", "--train", tmp_path / "absent.csv", "--out", tmp_path / "o"],
+         "annotation file not found"),
+        (["train", "--train", empty, "--out", tmp_path / "o", "--set", "lr"],
+         "expected field=value"),
+    ]  # fmt: skip
+    for args, message in cases:
+        proc = run_alt(*args)
+        assert proc.returncode != 0, args
+        assert message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_labels_outside_the_training_set_in_validation_are_refused(world, tmp_path):
+    proc = run_alt("train", "--preset", "tiny", "--train", world / "test.csv", "--val",
+                   world / "zeroshot.csv", "--out", tmp_path / "o", "--epochs", "1")  # fmt: skip
+    assert proc.returncode != 0 and "labels the training set lacks" in proc.stderr
+
+
+def test_shipped_recipes_read_as_jobs():
+    from training.commands import EvalJob, EvalSet, TrainJob
+    from training.recipe import RECIPES, build, flatten, read_recipe
+
+    names = sorted(p.stem for p in RECIPES.glob("*.toml"))
+    assert names == ["few-shot-b16", "k400-b16-supervised", "world-demo",
+                     "zero-shot-k400-to-ucf-hmdb"]  # fmt: skip
+    k400 = TrainJob.resolve("k400-b16-supervised", ["optim.lr=1e-5"], {})
+    assert (k400.preset, k400.epochs, k400.global_batch, k400.lr) == ("B/16", 30, 256, 1e-5)
+    assert k400.test_views == (3, 1) and k400.crop_scale == (0.4, 1.0)
+    few = TrainJob.resolve("few-shot-b16", ["data.shots=8"], {"epochs": 3})
+    assert (few.regime, few.shots, few.epochs) == ("few-shot", 8, 3)
+    path = RECIPES / "zero-shot-k400-to-ucf-hmdb.toml"
+    job = build(EvalJob, flatten(read_recipe(path), ("evaluate",), "t"), "t")
+    sets = [build(EvalSet, s, "t") for s in job.sets]
+    assert [(s.name, len(s.tests)) for s in sets] == [("UCF-101", 3), ("HMDB-51", 3)]

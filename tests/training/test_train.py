@@ -11,21 +11,32 @@ import torch.nn.functional as F
 from model import build_alt
 from tests.videos import moving_square_video
 from training.baseline import TemporalBaseline
-from training.data import ClipDataset, Sample
+from training.data import Sample
 from training.train import (
     ALTVideo,
     TrainConfig,
     class_means,
-    fit,
     fit_label_map,
     label_entity_loss,
     region_entity_loss,
     split_params,
     whiten_label_map,
 )
+from training.trainer import train
+from training.video_data import Augment, VideoDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["moving right", "standing still"]
+
+
+def dataset(samples, train=True, **kw) -> VideoDataset:
+    augment = Augment(flip=True) if train else Augment()
+    return VideoDataset(samples, LABELS, 4, 64, train=train, augment=augment, **kw)
+
+
+def fit(module, ds, features, cfg, *args):
+    """The loop in this process (no decode workers, no progress bar): seconds, not minutes."""
+    return train(module, ds, features, replace(cfg, workers=0, progress=False), *args).history
 
 
 def make_dataset(tmp_path, n=4):
@@ -66,7 +77,7 @@ def test_fit_lowers_the_loss_and_resumes(tmp_path, tiny_config, kind):
     torch.manual_seed(0)
     alt, _ = build_alt(tiny_config.replace(alpha_init=0.1))
     module = ALTVideo(alt) if kind == "alt" else TemporalBaseline(alt)
-    ds = ClipDataset(make_dataset(tmp_path), LABELS, 4, 64, train=True, progress=False)
+    ds = dataset(make_dataset(tmp_path))
     with torch.no_grad():
         features = alt.label_features(LABELS)
     cfg = TrainConfig(epochs=6, batch_size=4, lr=3e-3, state_dir=tmp_path / "state")
@@ -87,7 +98,7 @@ def test_label_map_starts_at_the_class_means(tmp_path, tiny_config):
     torch.manual_seed(0)
     alt, _ = build_alt(tiny_config.replace(label_proj=True))
     module = ALTVideo(alt)
-    ds = ClipDataset(make_dataset(tmp_path), LABELS, 4, 64, train=False, progress=False)
+    ds = dataset(make_dataset(tmp_path), train=False)
     with torch.no_grad():
         features = alt.label_features(LABELS)
         whiten_label_map(alt, features)
@@ -124,21 +135,21 @@ def test_region_term_aligns_regions_with_the_masked_entity(tmp_path, tiny_config
     alt, _ = build_alt(tiny_config.replace(alpha_init=0.1))
     module = ALTVideo(alt) if kind == "alt" else TemporalBaseline(alt)
     samples = make_dataset(tmp_path)
-    plain = ClipDataset(samples, LABELS, 4, 64, train=True, progress=False)
+    plain = dataset(samples)
     gh, _ = alt.grid_size
     # Every pixel of every frame shows entity 2 (corpus row 1).
     masks = {
         s.path: torch.full((20, 2 * gh, 2 * gh), 2, dtype=torch.uint8).numpy() for s in samples
     }
-    ds = ClipDataset(samples, LABELS, 4, 64, train=True, progress=False, masks=masks)
+    ds = dataset(samples, masks=masks)
     frames, _, clip_masks = ds[0]
-    assert clip_masks.shape == (4, 2 * gh, 2 * gh) and frames.shape[0] == 4
+    assert clip_masks.shape == (4, 2 * gh, 2 * gh) and frames.shape[:2] == (1, 4)
     with torch.no_grad():
         features = alt.label_features(LABELS)
 
     def share_on_entity() -> float:
         with torch.no_grad():
-            x = alt.normalize(torch.stack([plain[i][0] for i in range(len(plain))]))
+            x = alt.normalize(torch.stack([plain[i][0][0] for i in range(len(plain))]))
             out = alt.encode_video(x)
         return (out.region_entities == 1).float().mean().item()
 
@@ -172,7 +183,7 @@ def test_label_map_stage_anchors_the_entities_and_leaves_the_video_side(tmp_path
     torch.manual_seed(0)
     alt, _ = build_alt(tiny_config.replace(alpha_init=0.1, label_proj=True))
     module = ALTVideo(alt)
-    ds = ClipDataset(make_dataset(tmp_path), LABELS, 4, 64, train=False, progress=False)
+    ds = dataset(make_dataset(tmp_path), train=False)
     with torch.no_grad():
         features = alt.label_features(LABELS)
     named = torch.zeros(len(LABELS), alt.entities.shape[0])
@@ -181,7 +192,8 @@ def test_label_map_stage_anchors_the_entities_and_leaves_the_video_side(tmp_path
 
     def videos():
         with torch.no_grad():
-            return module.video_embedding(alt.normalize(torch.stack([ds[i][0] for i in range(8)])))
+            clips = torch.stack([ds[i][0][0] for i in range(8)])
+            return module.video_embedding(alt.normalize(clips))
 
     def share_scoring_the_named_entity(video) -> float:
         with torch.no_grad():
@@ -217,15 +229,17 @@ import sys, torch, torch.distributed as dist
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from model import build_alt, preset
-from training.data import ClipDataset, Sample
-from training.train import ALTVideo, TrainConfig, fit
+from training.data import Sample
+from training.train import ALTVideo, TrainConfig
+from training.trainer import train
+from training.video_data import VideoDataset
 torch.manual_seed(0)
 alt, _ = build_alt(preset("tiny").replace(alpha_init=0.1))
 samples = [Sample(Path(p), l) for p, l in {samples!r}]
-ds = ClipDataset(samples, {labels!r}, 4, 64, train=True, progress=False)
+ds = VideoDataset(samples, {labels!r}, 4, 64, train=True)
 with torch.no_grad():
     emb = alt.label_features({labels!r})
-hist = fit(ALTVideo(alt), ds, emb, TrainConfig(epochs=2, batch_size=2))
+hist = train(ALTVideo(alt), ds, emb, TrainConfig(epochs=2, batch_size=2, workers=1)).history
 flat = torch.cat([p.detach().flatten() for p in alt.parameters()])
 gathered = [torch.zeros_like(flat) for _ in range(2)]
 dist.all_gather(gathered, flat)
