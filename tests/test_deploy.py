@@ -30,7 +30,7 @@ def test_compose_services_bind_loopback_with_readiness_checks():
         assert "/readyz" in " ".join(svc["healthcheck"]["test"])
         assert (ROOT / svc["build"]["dockerfile"]).is_file()
     for svc in (cpu, gpu):
-        assert svc["volumes"] == ["./checkpoints:/models:ro"]
+        assert svc["volumes"] == ["./checkpoints:/models:ro", "jobs:/var/lib/alt"]
         assert svc["environment"]["ALT_CHECKPOINT"] == "/models/default"
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert gpu["profiles"] == ["gpu"] and "profiles" not in cpu
