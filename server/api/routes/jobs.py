@@ -100,6 +100,7 @@ async def get_job(job_id: str, jobs: JobsDep) -> Response:
 
 
 @router.delete("/jobs/{job_id}", response_model=JobStatus, response_model_exclude_none=True,
+               responses={204: {"description": "the job had finished: it is deleted"}},
                summary="Cancel a job (its decode stops at once); a finished one is deleted")  # fmt: skip
 async def delete_job(job_id: str, jobs: JobsDep) -> Response:
     job = _found(jobs, job_id)
