@@ -31,15 +31,19 @@ class ServerProcess:
         path = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         jobs = env.get("ALT_JOBS_DIR") or tempfile.mkdtemp(prefix="alt-jobs-")
         full_env = {**os.environ, "ALT_JOBS_DIR": jobs, **env, "PYTHONPATH": path}
+        # The log goes to a file: a pipe nobody reads fills after 64 KB of access log and
+        # then blocks the server on its next log line.
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives with the server
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), *args],
-            env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=full_env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         deadline = time.time() + ready_s
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.proc.stdout.read()}")
+                self.log.seek(0)
+                raise RuntimeError(f"server exited:\n{self.log.read()}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
                     return
