@@ -46,7 +46,7 @@ def frame_caption_pairs(
     captions = json.loads((world / "captions" / f"{split}.json").read_text())
     masks = np.load(world / "masks" / f"{split}.npz") if with_masks else None
     images, texts, clips, frame_masks = [], [], [], []
-    for s in tqdm(samples, desc=f"{split} frames", unit="clip", leave=False):
+    for s in samples:
         if (s.path, size) not in cache:  # every frame: this is image-text pretraining
             cache[(s.path, size)] = torch.from_numpy(decode_frames(s.path, size))
         frames = cache[(s.path, size)]
