@@ -334,6 +334,28 @@ def _nearest(available: list[int], key: int) -> int:
     return available[i - 1] if i else available[0]
 
 
+def _indexed(container, limits: Limits, threads: int):
+    """The video stream of an open container, indexed and checked against `limits`:
+    -> (stream, index, fps, duration)."""
+    stream = _video_stream(container)
+    ctx = stream.codec_context
+    if ctx.width > 0 and ctx.height > 0:
+        _check_size(ctx.width, ctx.height, limits)
+    if threads != 1:
+        stream.thread_type = "AUTO"
+    ctx.thread_count = threads
+    index = _index(container, stream, limits)
+    _refuse_still(container, stream, index)
+    if index.count == 0:
+        raise CorruptVideo("the video stream holds no frame; is the file truncated?")
+    fps, duration = _timing(stream, index)
+    if duration > limits.max_duration_s:
+        raise VideoTooLarge(
+            f"the video lasts {duration:.1f} s, over the limit of {limits.max_duration_s:.0f} s"
+        )
+    return stream, index, fps, duration
+
+
 def decode_clip(
     source: bytes | Path,
     frames: int,
@@ -352,22 +374,7 @@ def decode_clip(
     """
     container = _open(source, hwaccel)
     try:
-        stream = _video_stream(container)
-        ctx = stream.codec_context
-        if ctx.width > 0 and ctx.height > 0:
-            _check_size(ctx.width, ctx.height, limits)
-        if threads != 1:
-            stream.thread_type = "AUTO"
-        ctx.thread_count = threads
-        index = _index(container, stream, limits)
-        _refuse_still(container, stream, index)
-        if index.count == 0:
-            raise CorruptVideo("the video stream holds no frame; is the file truncated?")
-        fps, duration = _timing(stream, index)
-        if duration > limits.max_duration_s:
-            raise VideoTooLarge(
-                f"the video lasts {duration:.1f} s, over the limit of {limits.max_duration_s:.0f} s"
-            )
+        stream, index, fps, duration = _indexed(container, limits, threads)
         per_clip = [segment_indices(index.count, frames, c, clips, rng) for c in range(clips)]
         wanted = sorted({i for s in per_clip for i in s})
 

@@ -28,7 +28,6 @@ import numpy as np
 
 from . import errors
 from .decode import VideoInfo
-from .errors import DecodeFailed
 from .jobs import DecodeJob, WindowJob
 from .windows import WindowChunk, WindowedInfo
 
@@ -221,9 +220,10 @@ class DecodePool:
                 self._idle.put_nowait(w)
         return self._idle
 
-    async def decode(self, data: bytes, job: DecodeJob) -> tuple[np.ndarray, VideoInfo]:
-        if job.nbytes > self.slot_bytes:
-            raise ValueError(f"a job of {job.nbytes} bytes does not fit the slots")
+    async def _acquire(self, nbytes: int) -> tuple[asyncio.Queue[_Worker], _Worker]:
+        """A free worker (waiting for one), counted busy; the caller gives it back."""
+        if nbytes > self.slot_bytes:
+            raise ValueError(f"a job of {nbytes} bytes does not fit the slots")
         idle = self._queue()
         self.waiting += 1
         try:
@@ -231,6 +231,10 @@ class DecodePool:
         finally:
             self.waiting -= 1
         self.busy += 1
+        return idle, worker
+
+    async def decode(self, data: bytes, job: DecodeJob) -> tuple[np.ndarray, VideoInfo]:
+        idle, worker = await self._acquire(job.nbytes)
         loop = asyncio.get_running_loop()
         run = loop.run_in_executor(self._threads, worker.run, job, data, self.timeout_s)
         try:
@@ -262,15 +266,7 @@ class DecodePool:
         `on_chunk` runs. `timeout_s` bounds each step (indexing, one chunk), so the time
         limit grows with the video. Cancelling stops the decode at once. -> (seeks, damaged
         packets)."""
-        if job.nbytes > self.slot_bytes:
-            raise ValueError(f"a chunk of {job.nbytes} bytes does not fit the slots")
-        idle = self._queue()
-        self.waiting += 1
-        try:
-            worker = await idle.get()
-        finally:
-            self.waiting -= 1
-        self.busy += 1
+        idle, worker = await self._acquire(job.nbytes)
         loop = asyncio.get_running_loop()
         finished = False
         step: asyncio.Future | None = None
@@ -287,10 +283,7 @@ class DecodePool:
                 else:
                     finished = True
                     return reply[1], reply[2]
-        except DecodeFailed:
-            finished = True  # the worker was replaced already
-            raise
-        except errors.VideoError:
+        except errors.VideoError:  # a DecodeFailed's worker was replaced already
             finished = True
             raise
         finally:

@@ -25,20 +25,17 @@ import numpy as np
 
 from .decode import (
     Limits,
-    _check_size,
-    _index,
+    _indexed,
     _open,
-    _refuse_still,
     _rotation,
     _Stats,
     _timed_frames,
-    _timing,
     _untimed_frames,
     _video_stream,
     _why,
     scale_frame,
 )
-from .errors import CorruptVideo, VideoTooLarge
+from .errors import CorruptVideo
 from .sampling import segment_indices
 
 
@@ -123,23 +120,8 @@ class WindowedVideo:
         self.stats = _Stats()
         self.container = _open(source, hwaccel)
         try:
-            self.stream = _video_stream(self.container)
+            self.stream, self.index, fps, duration = _indexed(self.container, limits, threads)
             ctx = self.stream.codec_context
-            if ctx.width > 0 and ctx.height > 0:
-                _check_size(ctx.width, ctx.height, limits)
-            if threads != 1:
-                self.stream.thread_type = "AUTO"
-            ctx.thread_count = threads
-            self.index = _index(self.container, self.stream, limits)
-            _refuse_still(self.container, self.stream, self.index)
-            if self.index.count == 0:
-                raise CorruptVideo("the video stream holds no frame; is the file truncated?")
-            fps, duration = _timing(self.stream, self.index)
-            if duration > limits.max_duration_s:
-                raise VideoTooLarge(
-                    f"the video lasts {duration:.1f} s, over the limit of "
-                    f"{limits.max_duration_s:.0f} s"
-                )
             self.times = self._times(fps)
             windows = plan_windows(self.times, duration, window_s, stride_s, frames, cuts)
             bounds = [0.0, *sorted(c for c in cuts if 0 < c < duration), duration]

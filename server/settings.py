@@ -4,7 +4,6 @@ at start. This is the edge: each part receives only the few numbers it runs by (
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -209,16 +208,8 @@ class Settings(BaseSettings):
             max_duration_s=self.max_duration_s,
             max_sync_duration_s=self.max_sync_duration_s,
             max_job_duration_s=self.max_job_duration_s,
-            windows_per_chunk=self.windows_per_chunk,
+            window_batch=self.max_batch_size or 8,
         )
-
-    @property
-    def windows_per_chunk(self) -> int:
-        """Windows decoded and sent to the model at once: one batch of the model's views."""
-        views = 1
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            views = self.clip_shape().crops
-        return max(1, (self.max_batch_size or 8) // views)
 
     def backend_spec(self) -> BackendSpec:
         buckets: tuple[int, ...] = ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
@@ -46,19 +47,24 @@ async def _bounded(
         yield chunk
 
 
-async def read_video(request: Request, settings: Settings, ticket: Ticket) -> bytes:
-    """The video bytes from a multipart field `video` or from a raw `video/*` body."""
-    max_bytes = settings.max_upload_bytes
+@asynccontextmanager
+async def _video_chunks(
+    request: Request, max_bytes: int, stall_s: float, ticket: Ticket | None, note: str = ""
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    """The video's bytes as they arrive, from a multipart field `video` (through the
+    parser's spooled part) or from a raw `video/*` body, under the three bounds. `note`
+    follows the limit in the 413's message."""
     ctype = request.headers.get("content-type", "").lower()
     multipart = ctype.startswith("multipart/form-data")
     limit = max_bytes + (_MULTIPART_SLACK if multipart else 0)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
-            f"the upload ({int(declared) / 2**20:.1f} MiB) exceeds the limit of {max_bytes / 2**20:.1f} MiB",
+            f"the upload ({int(declared) / 2**20:.1f} MiB) exceeds the limit of "
+            f"{max_bytes / 2**20:.1f} MiB{note}",
             headers={"connection": "close"},
         )
-    stream = _bounded(request.stream(), limit, settings.body_timeout_s, ticket)
+    stream = _bounded(request.stream(), limit, stall_s, ticket)
     if multipart:
         try:
             form = await MultiPartParser(
@@ -70,16 +76,28 @@ async def read_video(request: Request, settings: Settings, ticket: Ticket) -> by
             upload = form.get("video")
             if not isinstance(upload, UploadFile):
                 raise BadRequest("the multipart body needs a file field named 'video'")
-            data = await upload.read()
+
+            async def parts():
+                while chunk := await upload.read(1 << 20):
+                    yield chunk
+
+            yield parts()
         finally:
             await form.close()
     elif not ctype or ctype.startswith(("video/", "image/", "application/octet-stream")):
-        data = b"".join([chunk async for chunk in stream])
+        yield stream
     else:
         raise UnsupportedMedia(
             f"send the video as a multipart field 'video' or as a video/*, image/gif or "
             f"application/octet-stream body, not {ctype!r}"
         )
+
+
+async def read_video(request: Request, settings: Settings, ticket: Ticket) -> bytes:
+    """The video bytes of the request, held in memory (and counted on `ticket`)."""
+    max_bytes = settings.max_upload_bytes
+    async with _video_chunks(request, max_bytes, settings.body_timeout_s, ticket) as chunks:
+        data = b"".join([chunk async for chunk in chunks])
     if not data:
         raise BadRequest("the request holds no video bytes")
     if len(data) > max_bytes:
@@ -88,40 +106,9 @@ async def read_video(request: Request, settings: Settings, ticket: Ticket) -> by
 
 
 async def spool_video(request: Request, settings: Settings, spool: Spool, job_id: str):
-    """A job's upload, straight to the spool (raw body) or through the multipart parser's
-    temporary file -> (path, size). Never held in memory."""
-    ctype = request.headers.get("content-type", "").lower()
-    limit = spool.max_bytes + _MULTIPART_SLACK
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the upload ({int(declared) / 2**20:.1f} MiB) exceeds the limit of "
-            f"{spool.max_bytes / 2**20:.0f} MiB for a job (ALT_MAX_JOB_UPLOAD_MB)",
-            headers={"connection": "close"},
-        )
-    stream = _bounded(request.stream(), limit, settings.body_timeout_s, None)
-    if ctype.startswith("multipart/form-data"):
-        try:
-            form = await MultiPartParser(
-                request.headers, stream, max_files=1, max_fields=16
-            ).parse()
-        except MultiPartException as err:
-            raise BadRequest(f"malformed multipart body: {err.message}") from None
-        try:
-            upload = form.get("video")
-            if not isinstance(upload, UploadFile):
-                raise BadRequest("the multipart body needs a file field named 'video'")
-
-            async def parts():
-                while chunk := await upload.read(1 << 20):
-                    yield chunk
-
-            return await spool.write(job_id, parts())
-        finally:
-            await form.close()
-    if ctype and not ctype.startswith(("video/", "image/", "application/octet-stream")):
-        raise UnsupportedMedia(
-            f"send the video as a multipart field 'video' or as a video/*, image/gif or "
-            f"application/octet-stream body, not {ctype!r}"
-        )
-    return await spool.write(job_id, stream)
+    """A job's upload, written to the spool as it arrives -> (path, size). Never held in
+    memory."""
+    note = " for a job (ALT_MAX_JOB_UPLOAD_MB)"
+    async with _video_chunks(request, spool.max_bytes, settings.body_timeout_s, None,
+                             note) as chunks:  # fmt: skip
+        return await spool.write(job_id, chunks)

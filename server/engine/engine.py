@@ -72,7 +72,7 @@ class Model(Protocol):
 def decode_pool(limits: DecodeLimits, job: DecodeJob, workers: int | None = None) -> DecodePool:
     """Worker processes on this machine, with slots sized for `job` and for a chunk of
     windows of the same clip shape."""
-    chunk = limits.windows_per_chunk * job.crops * job.frames * 3 * job.size * job.size
+    chunk = limits.windows_per_chunk(job.crops) * job.crops * job.frames * 3 * job.size * job.size
     return DecodePool(
         workers or limits.workers,
         max(job.nbytes, chunk),

@@ -34,7 +34,7 @@ class DecodeLimits:
     max_duration_s: float = 600.0
     max_sync_duration_s: float = 120.0  # a timeline answered in the request
     max_job_duration_s: float = 4 * 3600.0  # a timeline computed as a job
-    windows_per_chunk: int = 8  # windows handed to the model at once (a batch)
+    window_batch: int = 8  # clips of windows handed to the model at once (its batch size)
 
     def job(self, shape: ClipShape) -> DecodeJob:
         """What a decoder must produce for a model of this clip shape, within these limits:
@@ -56,6 +56,10 @@ class DecodeLimits:
         )
         return WindowJob(
             shape.frames, shape.size, window_s, stride_s, crops=shape.crops,
-            per_chunk=self.windows_per_chunk, limits=limits, threads=self.threads,
+            per_chunk=self.windows_per_chunk(shape.crops), limits=limits, threads=self.threads,
             device=self.device, shots=shots, path=path,
         )  # fmt: skip
+
+    def windows_per_chunk(self, crops: int) -> int:
+        """Windows decoded and sent to the model at once: one batch of their views."""
+        return max(1, self.window_batch // crops)

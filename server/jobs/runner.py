@@ -52,7 +52,6 @@ class JobRunner:
         self._running: dict[str, asyncio.Task] = {}
         self._cancelled: set[str] = set()
         self._listeners: dict[str, set[asyncio.Queue]] = {}
-        self._rates: dict[str, tuple[float, int]] = {}  # job -> (start of this run, done then)
 
     # ---- life ------------------------------------------------------------------------------
 
@@ -143,8 +142,8 @@ class JobRunner:
     def eta_s(self, job: Job) -> float | None:
         if job.state != "running" or not job.total:
             return None
-        start, done0 = self._rates.get(job.id, (job.started or time.time(), 0))
-        rate = (job.done - done0) / max(1e-6, time.time() - start)
+        # This run started at `started` from window 0 (a resumed job starts over).
+        rate = job.done / max(1e-6, time.time() - (job.started or time.time()))
         return round((job.total - job.done) / rate, 1) if rate > 0 else None
 
     async def cancel(self, job_id: str) -> Job | None:
@@ -213,7 +212,6 @@ class JobRunner:
                 self._running.pop(job.id, None)
 
     async def _run(self, job: Job) -> None:
-        self._rates[job.id] = (time.time(), 0)
         self._publish(job.id)
 
         async def progress(done: int, total: int) -> None:
@@ -245,7 +243,6 @@ class JobRunner:
                 "detail": f"the server failed on this job ({type(err).__name__})",
             })  # fmt: skip
         finally:
-            self._rates.pop(job.id, None)
             self._publish(job.id)
         current = self.store.get(job.id)
         if current is not None and current.finished_state:

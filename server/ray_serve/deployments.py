@@ -14,6 +14,7 @@ in its place, within the request's time limit (`ALT_REQUEST_TIMEOUT_S`, then 504
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import math
@@ -112,15 +113,18 @@ class DecodeReplica:
         self.pool: DecodePool | None = None
         self._running: dict[int, int] = {}  # decodes running, by id() of their pool
 
-    async def decode(self, data: bytes, job: DecodeJob) -> tuple[np.ndarray, VideoInfo]:
-        if self.pool is None or self.pool.slot_bytes < job.nbytes:
+    @contextlib.contextmanager
+    def _pool(self, job: DecodeJob, nbytes: int):
+        """The pool to decode in, counted as in use while the block runs; one whose slots
+        are too small for `nbytes` is retired and closed after its last decode."""
+        if self.pool is None or self.pool.slot_bytes < nbytes:
             old, self.pool = self.pool, decode_pool(self.limits, job, self.workers)
             if old is not None and not self._running.get(id(old)):
                 old.close()
         pool = self.pool
         self._running[id(pool)] = self._running.get(id(pool), 0) + 1
         try:
-            return await pool.decode(data, job)
+            yield pool
         finally:
             self._running[id(pool)] -= 1
             if not self._running[id(pool)]:
@@ -128,13 +132,14 @@ class DecodeReplica:
                 if pool is not self.pool:
                     pool.close()  # retired, and its last decode has finished
 
+    async def decode(self, data: bytes, job: DecodeJob) -> tuple[np.ndarray, VideoInfo]:
+        with self._pool(job, job.nbytes) as pool:
+            return await pool.decode(data, job)
+
     async def windows(self, data: bytes, job: WindowJob) -> AsyncIterator[tuple]:
         """A long video as windows, streamed: ("info", WindowedInfo), then ("chunk",
         WindowChunk) per chunk, then ("done", seeks, damaged). At most two chunks wait here
         for the caller; the decode pauses until it takes them."""
-        pool = self.pool
-        if pool is None or pool.slot_bytes < job.nbytes:
-            pool = self.pool = decode_pool(self.limits, _clip_job(job), self.workers)
         queue: asyncio.Queue = asyncio.Queue(maxsize=2)
 
         async def on_info(info) -> None:
@@ -143,24 +148,28 @@ class DecodeReplica:
         async def on_chunk(chunk) -> None:
             await queue.put(("chunk", chunk))
 
-        async def run() -> None:
-            try:
-                seeks, damaged = await pool.windows(data, job, on_info, on_chunk)
-                await queue.put(("done", seeks, damaged))
-            except Exception as err:  # noqa: BLE001 - raised to the caller below
-                await queue.put(("error", err))
+        with self._pool(_clip_job(job), job.nbytes) as pool:
 
-        task = asyncio.create_task(run())
-        try:
-            while True:
-                item = await queue.get()
-                if item[0] == "error":
-                    raise item[1]
-                yield item
-                if item[0] == "done":
-                    return
-        finally:
-            task.cancel()  # the caller left: the decode stops
+            async def run() -> None:
+                try:
+                    seeks, damaged = await pool.windows(data, job, on_info, on_chunk)
+                    await queue.put(("done", seeks, damaged))
+                except Exception as err:  # noqa: BLE001 - raised to the caller below
+                    await queue.put(("error", err))
+
+            task = asyncio.create_task(run())
+            try:
+                while True:
+                    item = await queue.get()
+                    if item[0] == "error":
+                        raise item[1]
+                    yield item
+                    if item[0] == "done":
+                        return
+            finally:
+                task.cancel()  # the caller left: the decode stops
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task  # before the pool may be closed under it
 
     def close(self) -> None:
         if self.pool is not None:
