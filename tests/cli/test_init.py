@@ -84,7 +84,7 @@ def test_cli_errors_are_one_line(weights, tmp_path):
     csv.write_text("path,label\nmissing/a.mp4,waving\nmissing/b.mp4,clapping\n")
     _one_line_error(
         alt("train", "--train", str(csv), "--out", str(tmp_path / "d"), "--preset", "tiny"),
-        "2 of the 2 videos listed", "are missing",
+        "none of the 2 videos of the training set", "missing/a.mp4",
     )  # fmt: skip
     helped = alt("init", "--help")
     assert helped.returncode == 0 and "laion2b_s34b_b88k" in helped.stdout
