@@ -221,7 +221,8 @@ _TRAIN_FLAGS = ("train", "val", "format", "video_root", "out", "preset", "pretra
                 "entities", "regime", "shots", "frames", "epochs", "batch_size", "global_batch",
                 "lr", "backbone_lr_scale", "weight_decay", "warmup_epochs", "precision",
                 "grad_checkpointing", "crop_scale", "flip", "test_views", "cache_dir",
-                "label_map_steps", "device", "workers", "eval_every", "save_every_steps", "seed")  # fmt: skip
+                "label_map_steps", "device", "workers", "eval_every", "save_every_steps",
+                "max_steps", "seed")  # fmt: skip
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -515,6 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="save_every_steps",
         type=int,
         help="also save a resumable state every N steps (default: each epoch)",
+    )
+    train.add_argument(
+        "--max-steps",
+        dest="max_steps",
+        type=int,
+        help="stop after N optimizer steps, resumable (a quick trial of a recipe)",
     )
     train.add_argument("--seed", type=int)
     train.set_defaults(func=_train)

@@ -99,6 +99,7 @@ class TrainJob:
     workers: int | None = None
     eval_every: int = 1
     save_every_steps: int = 0
+    max_steps: int = 0  # stop after N optimizer steps (0: every epoch)
     description: str = ""
 
     @classmethod
@@ -200,6 +201,7 @@ def train_command(job: TrainJob) -> dict:
         warmup_epochs=job.warmup_epochs, seed=job.seed, device=_device(job.device),
         precision=job.precision, accum_steps=accum, grad_checkpointing=job.grad_checkpointing,
         workers=job.workers, eval_every=job.eval_every, save_every_steps=job.save_every_steps,
+        max_steps=job.max_steps,
         label_map_steps=job.label_map_steps, state_dir=out / "train_state",
         log_dir=out / "tensorboard",
     )  # fmt: skip
@@ -235,6 +237,10 @@ def train_command(job: TrainJob) -> dict:
         "validation": report.validation,
         "best": report.best,
         "skipped": len(skipped),
+        "steps": report.steps,
+        "stopped_early": report.stopped_early,
+        "first_batch_s": report.first_batch_s,
+        "first_step_s": report.first_step_s,
         "job": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(job).items()},
     }
     (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n")

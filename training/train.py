@@ -77,6 +77,7 @@ class TrainConfig:
     prefetch: int = 4  # batches each worker decodes ahead
     eval_every: int = 1  # epochs between validations (with a validation set; 0: never)
     save_every_steps: int = 0  # resumable state every N optimizer steps too (0: per epoch)
+    max_steps: int = 0  # stop after this many optimizer steps (0: run every epoch)
     log_dir: Path | None = None  # TensorBoard logs
     progress: bool = True
     train_logit_scale: bool = True  # CLIP's temperature learns with the head (it is neither tower)

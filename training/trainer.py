@@ -51,6 +51,9 @@ class TrainReport:
     best: dict | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # path -> why it did not decode
     steps: int = 0
+    first_batch_s: float | None = None  # from the call to the first batch in hand
+    first_step_s: float | None = None  # ... to the first optimizer step done
+    stopped_early: bool = False  # max_steps reached before the last epoch ended
 
 
 def _rank_world() -> tuple[int, int, int]:
@@ -95,6 +98,7 @@ def train(
     dense = cfg.region_weight > 0
     if dense and dataset.masks is None:
         raise ValueError("region_weight > 0 needs a dataset with entity masks")
+    t_start = time.perf_counter()
     rank, world, local_rank = _rank_world()
     device = _device(cfg, local_rank)
     torch.manual_seed(cfg.seed)
@@ -181,6 +185,8 @@ def train(
         t_wait = time.perf_counter()
         for items, skipped in batches_iter:
             waited += time.perf_counter() - t_wait
+            if report.first_batch_s is None:
+                report.first_batch_s = time.perf_counter() - t_start
             for s in skipped:
                 report.skipped[s.path] = s.reason
             batch_index += 1
@@ -206,6 +212,10 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 sched.step()
                 report.steps += 1
+                if report.first_step_s is None:
+                    report.first_step_s = time.perf_counter() - t_start
+                if cfg.max_steps and report.steps >= cfg.max_steps:
+                    report.stopped_early = not (last and epoch + 1 == cfg.epochs)
                 if cfg.save_every_steps and report.steps % cfg.save_every_steps == 0 and not last:
                     checkpoint_state(epoch, batch_index, losses_=losses)
             elapsed = time.perf_counter() - t_epoch
@@ -221,9 +231,15 @@ def train(
                     writer.add_scalar("train/clips_per_s", rate, step)
                     writer.add_scalar("train/data_wait_share", wait_share, step)
             bar.update()
+            if report.stopped_early and not last:
+                break
             t_wait = time.perf_counter()
         bar.close()
         mean = sum(losses) / max(1, len(losses))
+        if report.stopped_early and batch_index < batches:
+            checkpoint_state(epoch, batch_index, losses_=losses)  # resumable where it stopped
+            report.history.append(mean)
+            break
         report.history.append(mean)
         epoch, batch0 = epoch + 1, 0
         if rank == 0:
@@ -250,7 +266,11 @@ def train(
                     report.best = metrics
                     save("best")
         checkpoint_state(epoch, 0)
-    if cfg.label_map_steps > 0 and not map_done:
+        if report.stopped_early:
+            break
+    if report.stopped_early and rank == 0:
+        log.warning("stopped after %d optimizer steps (max_steps)", report.steps)
+    if cfg.label_map_steps > 0 and not map_done and not report.stopped_early:
         # Every rank runs the same stage on the same clips, so the copies stay equal.
         module.cpu()
         refit_label_map(module, dataset, label_features.cpu(), cfg, label_entities)

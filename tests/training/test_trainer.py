@@ -73,6 +73,24 @@ def test_a_run_killed_mid_epoch_resumes_exactly(tmp_path, tiny_config):
     assert again.history == done.history and again.steps == done.steps == 6
 
 
+def test_max_steps_stops_resumably(tmp_path, tiny_config):
+    samples = make_dataset(tmp_path, n=3)  # 3 batches per epoch, 2 epochs
+    ds = VideoDataset(samples, LABELS, 4, 64, train=True)
+    whole, features = fresh(tiny_config)
+    done = train(whole, ds, features, config(tmp_path / "a", save_every_steps=0))
+    assert not done.stopped_early and done.steps == 6
+    cut, features = fresh(tiny_config)
+    short = train(cut, ds, features, config(tmp_path / "b", save_every_steps=0, max_steps=4))
+    assert short.stopped_early and short.steps == 4 and len(short.history) == 2
+    assert 0 < short.first_batch_s <= short.first_step_s
+    state = torch.load(tmp_path / "b" / "state" / "train_state.pt", weights_only=False)
+    assert (state["epoch"], state["batch"]) == (1, 1)
+    resumed, features = fresh(tiny_config)
+    rest = train(resumed, ds, features, config(tmp_path / "b", save_every_steps=0))
+    assert torch.equal(weights(resumed), weights(whole))
+    assert rest.history == done.history and rest.steps == 6
+
+
 def test_mixed_precision_accumulation_and_checkpointing(tmp_path, tiny_config):
     samples = make_dataset(tmp_path, n=2)
     ds = VideoDataset(samples, LABELS, 4, 64, train=True)
