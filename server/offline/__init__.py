@@ -13,7 +13,7 @@ from pathlib import Path
 from ..engine.timeline import TimelineOptions
 from ..settings import Settings
 from .collection import InputError, Item, collect
-from .lines import accuracy, finished
+from .lines import accuracy, canonical, finished
 from .local import answer_lines, recognize_file
 
 __all__ = ["InputError", "Item", "collect", "recognize_batch", "recognize_file"]
@@ -41,7 +41,12 @@ def recognize_batch(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = finished(out)
-    todo = [item for item in items if item.path not in done]
+    todo, seen = [], set(done)
+    for item in items:  # one answer per video, however its path is spelled
+        key = canonical(item.path)
+        if key not in seen:
+            seen.add(key)
+            todo.append(item)
     bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="video",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
     if todo and use_ray:
@@ -64,13 +69,14 @@ def recognize_batch(
             bar.update()
     bar.close()
     all_lines = finished(out)
+    mine = [all_lines[key] for key in {canonical(i.path) for i in items} if key in all_lines]
     summary = {
         "videos": len(items),
         "skipped": len(items) - len(todo),
         "answered": new,
-        "errors": sum(1 for i in items if all_lines.get(i.path, {}).get("status", 200) != 200),
+        "errors": sum(1 for line in mine if line.get("status", 200) != 200),
     }
-    acc = accuracy(all_lines[i.path] for i in items if i.path in all_lines)
+    acc = accuracy(mine)
     if acc is not None:
         summary["accuracy"] = acc
     return summary

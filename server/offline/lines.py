@@ -9,6 +9,7 @@ finished and the next run with the same output skips those files.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,9 +38,15 @@ def _labelled(line: dict, label: str | None) -> dict:
     return line
 
 
+def canonical(path: str) -> str:
+    """A video's identity for resuming: absolute, symlinks followed, so `clips/a.mp4`,
+    `./clips/a.mp4` and `/data/clips/a.mp4` are the same video."""
+    return os.path.realpath(path)
+
+
 def finished(out: Path) -> dict[str, dict]:
-    """Lines already in `out`, by path; a last line cut short by an interruption is
-    removed so that appending goes on from a whole line."""
+    """Lines already in `out`, by canonical path (`canonical`); a last line cut short by an
+    interruption is removed so that appending goes on from a whole line."""
     if not out.exists():
         return {}
     raw = out.read_bytes()
@@ -53,7 +60,7 @@ def finished(out: Path) -> dict[str, dict]:
         except json.JSONDecodeError:
             continue
         if isinstance(line, dict) and "path" in line:
-            done[line["path"]] = line
+            done[canonical(line["path"])] = line
     return done
 
 

@@ -211,3 +211,29 @@ def test_a_timeline_per_line_equal_to_alt_recognize_timeline(tmp_path):
     alone = json.loads(one.stdout)
     line = lines[str(tmp_path / "1.mp4")]
     assert alone["timeline"] == line["timeline"] and alone["summary"] == line["summary"]
+
+
+def test_resuming_knows_a_video_by_its_canonical_path(collection, tmp_path, monkeypatch):
+    from server.offline import recognize_batch
+    from server.settings import Settings
+
+    folder, videos = collection
+    (clips := tmp_path / "clips").mkdir()
+    for p, _ in videos[:3]:
+        (clips / p.name).write_bytes(p.read_bytes())
+    (tmp_path / "linked").symlink_to(clips)
+    out = tmp_path / "out.jsonl"
+    settings = Settings(decode_workers=1)
+    first = recognize_batch(settings, clips, out, progress=False)
+    assert first["answered"] == 3
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("clips", "./clips/", "linked", str(tmp_path / "linked" / "*.mp4")):
+        again = recognize_batch(settings, spelling, out, progress=False)
+        assert (again["answered"], again["skipped"]) == (0, 3), spelling
+    # One listing naming a new video twice, relative and absolute: answered once.
+    extra = tmp_path / "extra.mp4"
+    extra.write_bytes(videos[3][0].read_bytes())
+    (tmp_path / "list.csv").write_text(f"path,label\nextra.mp4,a\n{extra},a\n")
+    twice = recognize_batch(settings, tmp_path / "list.csv", out, progress=False)
+    assert twice["answered"] == 1
+    assert len(_lines(out)) == 4
