@@ -28,6 +28,7 @@ from media import DecodeJob
 from ..engine import Explain, build_answer, create_backend, decode_pool
 from ..engine.labels import encode_label_set
 from ..engine.timeline import TimelineOptions
+from ..ray_cluster import connect
 from ..settings import Settings
 from .lines import answer_line, error_line
 
@@ -133,8 +134,7 @@ def answer_lines(
 ) -> Iterator[dict]:
     """Answer lines for `(path, label)` items, as Ray Data produces them. With `timeline`,
     `models` actors each decode and answer whole videos (a timeline per line)."""
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+    connect(address)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.verbose_stats_logs = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import ray
 from ray import serve
 
+from ..ray_cluster import connect
 from ..settings import Settings
 from .deployments import APP_NAME, DecodeReplica, Ingress, ModelReplica
 
@@ -61,8 +61,7 @@ def run(settings: Settings, address: str | None = None, config_path: str | None 
     import threading
 
     config = load_config(config_path)
-    address = address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, log_to_driver=False, include_dashboard=False)
+    started = connect(address)
     http = {**config.get("http_options", {}), "host": settings.host, "port": settings.port}
     serve.start(http_options=http)
     serve.run(build_app(settings, config), name=APP_NAME, route_prefix="/")
@@ -72,9 +71,9 @@ def run(settings: Settings, address: str | None = None, config_path: str | None 
     log.warning("serving on http://%s:%d through Ray Serve", settings.host, settings.port)
     stop.wait()
     serve.delete(APP_NAME)
-    if not address or not serve.status().applications:
+    if started or not serve.status().applications:
         # Serve's HTTP address is fixed while Serve runs on a cluster: with nothing else
         # deployed, stop it, so the next deployment listens where it is told.
         serve.shutdown()
-    if not address:
+    if started:
         ray.shutdown()
