@@ -58,6 +58,11 @@ class Model(Protocol):
     def ready(self) -> bool: ...
 
     @property
+    def degraded(self) -> list[str]:
+        """The parts without a working replica (a cluster's deployments); [] when whole."""
+        ...
+
+    @property
     def depth(self) -> int: ...
 
     async def start(self) -> None: ...
@@ -137,6 +142,10 @@ class Engine:
     @property
     def ready(self) -> bool:
         return self.model.ready
+
+    @property
+    def degraded(self) -> list[str]:
+        return self.model.degraded
 
     async def recognize(
         self, data: bytes, labels: list[str] | None, top_k: int, explain: Explain

@@ -76,6 +76,10 @@ class ModelRunner:
         return self.batcher.running
 
     @property
+    def degraded(self) -> list[str]:
+        return []  # one process: loaded and running, or not ready
+
+    @property
     def depth(self) -> int:
         return self.batcher.depth
 

@@ -91,6 +91,20 @@ def _deployment_problem(name: str) -> str:
     return f"{status.status}" + (f": {status.message}" if status.message else "")
 
 
+def _lacking() -> list[str]:
+    """The deployments the engine calls that have no running replica now."""
+    app = serve.status().applications.get(APP_NAME)
+    if app is None:
+        return ["Model", "Decode"]
+    lacking = []
+    for name in ("Model", "Decode"):
+        status = app.deployments.get(name)
+        states = status.replica_states if status is not None else {}
+        if not states.get("RUNNING", 0):
+            lacking.append(name)
+    return lacking
+
+
 def _clip_job(job: WindowJob) -> DecodeJob:
     """The clip job of the same shape, for a pool first made by a window stream."""
     return DecodeJob(job.frames, job.size, 1, job.crops, job.limits, job.threads, job.device)
@@ -269,6 +283,8 @@ class RemoteModel:
         self.start_timeout_s = start_timeout_s
         self._info: ModelInfo | None = None
         self.in_flight = 0
+        self._lacking: list[str] = []
+        self._watch: asyncio.Task | None = None
 
     @property
     def info(self) -> ModelInfo:
@@ -288,13 +304,29 @@ class RemoteModel:
                 f"no Model replica answered within {limit:g} s (ALT_RAY_START_TIMEOUT_S); "
                 f"the Model deployment is {_deployment_problem('Model')}"
             ) from None
+        self._watch = asyncio.create_task(self._watch_replicas())
+
+    async def _watch_replicas(self) -> None:
+        """Which deployments have no running replica, read from Serve every second, so that
+        /readyz says "degraded" while a replica is being replaced (or its node is gone)."""
+        while True:
+            try:
+                self._lacking = await asyncio.wait_for(asyncio.to_thread(_lacking), 5)
+            except Exception as err:  # noqa: BLE001 - the controller may be away for a while
+                self._lacking = [f"Serve's controller ({type(err).__name__})"]
+            await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        pass
+        if self._watch is not None:
+            self._watch.cancel()
 
     @property
     def ready(self) -> bool:
         return self._info is not None
+
+    @property
+    def degraded(self) -> list[str]:
+        return list(self._lacking)
 
     @property
     def depth(self) -> int:

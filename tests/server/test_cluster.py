@@ -172,13 +172,30 @@ def test_timelines_and_jobs_on_ray_answer_as_the_plain_server(plain, on_ray, tmp
 
 def test_a_killed_model_replica_fails_no_request_and_is_replaced(cluster, on_ray, world_videos):
     before = int(on_cluster(cluster, MODEL_PID))
-    with cf.ThreadPoolExecutor(8) as pool:
+    readiness: list[tuple[int, dict]] = []
+    watching = threading.Event()
+
+    def watch() -> None:  # /readyz every 0.2 s while the replica is replaced
+        while not watching.is_set():
+            r = httpx.get(on_ray.url + "/readyz", timeout=10)
+            readiness.append((r.status_code, r.json()))
+            time.sleep(0.2)
+
+    with cf.ThreadPoolExecutor(9) as pool:
+        watcher = pool.submit(watch)
         futures = [pool.submit(_post, on_ray.url, world_videos[i % len(world_videos)])
                    for i in range(8)]  # fmt: skip
         os.kill(before, signal.SIGKILL)
         # No request hangs (each has 90 s) and none fails: the calls go to the replacement.
         statuses = [f.result().status_code for f in futures]
+        watching.set()
+        watcher.result()
     assert statuses == [200] * 8
+    # Readiness told the truth: degraded (naming the Model) while no replica ran, and
+    # answered throughout.
+    degraded = [body for code, body in readiness if code == 503]
+    assert degraded and all(b["status"] == "degraded" and b["lacking"] == ["Model"]
+                            for b in degraded), readiness  # fmt: skip
     after = int(on_cluster(cluster, MODEL_PID))
     assert after != before
     assert _post(on_ray.url, world_videos[0]).status_code == 200

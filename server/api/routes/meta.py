@@ -82,12 +82,16 @@ async def healthz() -> Alive:
 @health.get("/readyz", summary="Ready for traffic: model loaded, batcher running, not saturated")
 async def readyz(engine: EngineDep, gate: AdmissionDep) -> Response:
     """200 when a request sent now would be admitted; 503 while the model is not loaded, the
-    batcher has stopped, or every admission slot is taken (a load balancer should send
-    elsewhere). The body says which, with the in-flight count against the capacity."""
+    batcher has stopped, a part of a cluster has no working replica ("degraded", naming
+    it), or every admission slot is taken (a load balancer should send elsewhere). The body
+    says which, with the in-flight count against the capacity."""
     facts = {"in_flight": gate.in_flight, "capacity": gate.capacity,
              "decoding": engine.decoder.busy, "decode_waiting": engine.decoder.waiting}  # fmt: skip
     if not engine.ready:
         return JSONResponse({"status": "not ready", **facts}, status_code=503)
+    if lacking := engine.degraded:
+        return JSONResponse({"status": "degraded", "lacking": lacking, **facts},
+                            status_code=503, headers={"Retry-After": "1"})  # fmt: skip
     if gate.saturated:
         return JSONResponse({"status": "saturated", **facts}, status_code=503)
     info = engine.info
