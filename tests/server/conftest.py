@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +30,8 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         path = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        jobs = env.get("ALT_JOBS_DIR") or tempfile.mkdtemp(prefix="alt-jobs-")
+        self._own_jobs = None if env.get("ALT_JOBS_DIR") else tempfile.mkdtemp(prefix="alt-jobs-")
+        jobs = env.get("ALT_JOBS_DIR") or self._own_jobs
         full_env = {**os.environ, "ALT_JOBS_DIR": jobs, **env, "PYTHONPATH": path}
         # The log goes to a file: a pipe nobody reads fills after 64 KB of access log and
         # then blocks the server on its next log line.
@@ -63,6 +65,9 @@ class ServerProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+        if self._own_jobs:
+            shutil.rmtree(self._own_jobs, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
