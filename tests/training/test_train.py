@@ -265,3 +265,45 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
     assert results == ["SYNCED True EPOCHS 2"] * 2, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_across_two_nodes_as_documented(tmp_path):
+    """The multi-machine launch of docs/training.md (`--nnodes --node-rank --rdzv-endpoint`),
+    its two nodes on this machine's loopback."""
+    from tests.server.conftest import free_port
+
+    samples = [(str(s.path), s.label) for s in make_dataset(tmp_path, n=2)]
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        DDP_SCRIPT.format(root=str(ROOT), samples=samples, labels=LABELS, out=str(tmp_path))
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--nproc-per-node",
+                "1",
+                "--rdzv-endpoint",
+                endpoint,
+                str(script),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    logs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(logs)
+    results = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert results == ["SYNCED True EPOCHS 2"] * 2, "\n".join(logs)
