@@ -5,9 +5,9 @@ queued jobs oldest first and run them through the engine's timeline on a decode 
 their own (so jobs never take the workers of `/recognize`); the model is shared, a chunk
 of windows at a time. Progress goes to the database and to listeners (server-sent
 events). A job cancelled (`cancel`) stops decoding at once: its task is cancelled, which
-kills its decode worker. A job left "running" by a crash is queued again at the next
-start (it resumes from its first window) unless it has been tried `MAX_ATTEMPTS` times,
-then it fails with that reason. Finished jobs are deleted `ttl_s` after they end.
+kills its decode worker. A job left "running" by a crash (its lease, renewed every
+`BEAT_S` while it runs, lapsed `LEASE_S` ago) is queued again (it resumes from its first
+window) unless it has been tried `MAX_ATTEMPTS` times, then it fails with that reason. Finished jobs are deleted `ttl_s` after they end.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from .store import TERMINAL, Job, JobStore
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 SWEEP_S = 60.0
+LEASE_S = 10.0  # a running job whose lease is older belongs to a process that is gone
+BEAT_S = 2.0  # how often a runner renews the leases of its jobs and looks for lapsed ones
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class JobRunner:
         self.sweep()
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.limits.workers)]
         self._tasks.append(asyncio.create_task(self._sweeper()))
+        self._tasks.append(asyncio.create_task(self._leases()))
 
     async def stop(self) -> None:
         """Running jobs go back to the queue (they resume at the next start)."""
@@ -72,8 +75,11 @@ class JobRunner:
         self.store.close()
 
     def recover(self) -> None:
-        """Jobs a crash left running: queued again, or failed after MAX_ATTEMPTS."""
-        for job in self.store.running():
+        """Jobs a crash left running (their lease lapsed): queued again, or failed after
+        MAX_ATTEMPTS. Jobs another live process runs on the same database are left alone."""
+        for job in self.store.running(stale_before=time.time() - LEASE_S):
+            if job.id in self._running:
+                continue
             if job.attempts >= MAX_ATTEMPTS:
                 self.store.finish(job.id, "failed", self.limits.ttl_s, error={
                     "error": "interrupted",
@@ -106,6 +112,15 @@ class JobRunner:
             return time.time() - path.stat().st_mtime > 2 * SWEEP_S
         except OSError:
             return False
+
+    async def _leases(self) -> None:
+        while True:
+            await asyncio.sleep(BEAT_S)
+            try:
+                self.store.beat(list(self._running))
+                self.recover()
+            except Exception:  # noqa: BLE001 - must outlive a busy database
+                log.exception("job lease renewal failed")
 
     async def _sweeper(self) -> None:
         while True:

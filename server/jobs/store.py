@@ -3,7 +3,9 @@ left "running" by a crash is found at the next start.
 
 Every call is one short statement under a lock; the connection is shared by the event loop
 and the threads that call it. Claiming the next queued job is one atomic UPDATE, so several
-processes may share the database file (the Ray ingress replicas of one machine).
+processes may share the database file (the Ray ingress replicas of one machine); each
+renews a lease (`heartbeat`) on the jobs it runs, and only jobs whose lease ran out are
+taken back by another.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "heartbeat" not in columns:  # a database from before leases
+                self._db.execute("ALTER TABLE jobs ADD COLUMN heartbeat REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -127,18 +132,20 @@ class JobStore:
     def claim(self) -> Job | None:
         """The oldest queued job, now running (one atomic statement)."""
         return self._one(
-            f"UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1, done = 0 "
+            f"UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, "
+            f"attempts = attempts + 1, done = 0 "
             f"WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1) "
             f"AND state = 'queued' RETURNING {', '.join(_COLUMNS)}",
-            (time.time(),),
+            (time.time(), time.time()),
         )
 
     def progress(self, job_id: str, done: int, total: int) -> str | None:
         """Record progress; -> the job's state now (another process may have cancelled it)."""
         with self._lock:
             self._db.execute(
-                "UPDATE jobs SET done = ?, total = ? WHERE id = ? AND state = 'running'",
-                (done, total, job_id),
+                "UPDATE jobs SET done = ?, total = ?, heartbeat = ? "
+                "WHERE id = ? AND state = 'running'",
+                (done, total, time.time(), job_id),
             )
             row = self._db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return row[0] if row else None
@@ -159,8 +166,21 @@ class JobStore:
         self._run("UPDATE jobs SET state = 'queued', done = 0 WHERE id = ? AND state = 'running'",
                   (job_id,))  # fmt: skip
 
-    def running(self) -> list[Job]:
-        return self._all(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state = 'running'")
+    def beat(self, job_ids: list[str]) -> None:
+        """The running jobs of this process are alive (their lease renewed)."""
+        now = time.time()
+        for job_id in job_ids:
+            self._run("UPDATE jobs SET heartbeat = ? WHERE id = ? AND state = 'running'",
+                      (now, job_id))  # fmt: skip
+
+    def running(self, stale_before: float | None = None) -> list[Job]:
+        """Running jobs; with `stale_before`, those whose lease was last renewed earlier
+        (their process is gone: no other process sharing the file is still on them)."""
+        cols = ", ".join(_COLUMNS)
+        if stale_before is None:
+            return self._all(f"SELECT {cols} FROM jobs WHERE state = 'running'")
+        return self._all(f"SELECT {cols} FROM jobs WHERE state = 'running' "
+                         f"AND (heartbeat IS NULL OR heartbeat < ?)", (stale_before,))  # fmt: skip
 
     def active(self) -> int:
         with self._lock:

@@ -211,3 +211,32 @@ def test_finished_jobs_expire_and_the_api_key_guards_the_job_routes(tmp_path):
     refused, listing, expired, listed = asyncio.run(main())
     assert refused.status_code == listing.status_code == 401
     assert expired.status_code == 404 and listed == []
+
+
+def test_a_job_another_live_process_runs_is_not_taken_back(tmp_path):
+    """Two runners on one database (Ray's ingress replicas of one machine): a starting one
+    requeues only jobs whose lease lapsed, never a job the other is running."""
+    import sqlite3
+
+    from server.jobs.runner import LEASE_S, JobLimits, JobRunner
+    from server.jobs.spool import Spool
+    from server.jobs.store import Job, JobStore
+
+    spool = Spool(tmp_path / "spool", 2**20, 2**24)
+    a, b = JobStore(tmp_path / "jobs.db"), JobStore(tmp_path / "jobs.db")
+    for name in ("live", "orphan"):
+        video = spool.path(name)
+        video.write_bytes(b"video")
+        a.add(Job(name, "queued", time.time(), {}, str(video), 5))
+    assert {a.claim().id, a.claim().id} == {"live", "orphan"}  # both running in process A
+    with sqlite3.connect(tmp_path / "jobs.db") as db:  # A stopped renewing "orphan" (it died)
+        db.execute(
+            "UPDATE jobs SET heartbeat = ? WHERE id = 'orphan'", (time.time() - 2 * LEASE_S,)
+        )
+    a.beat(["live"])
+    other = JobRunner(None, b, spool, None, JobLimits())  # type: ignore[arg-type]
+    other.recover()
+    assert b.get("live").state == "running" and b.get("orphan").state == "queued"
+    assert b.get("orphan").attempts == 1
+    a.close()
+    b.close()
