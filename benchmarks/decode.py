@@ -25,14 +25,18 @@ SIZES = {"480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920)}
 
 
 def make_video(
-    path: Path, height: int, width: int, seconds: float, fps: int = 25, keyframe_every=None
-) -> Path:
-    """Moving gradients with noise: compresses like camera footage more than flat color does."""
+    path: Path, height: int, width: int, seconds: float, fps: int = 25, keyframe_every=None,
+    seed: int = 0,
+) -> Path:  # fmt: skip
+    """Moving gradients with noise: compresses like camera footage more than flat color does.
+    Written whole or not at all, so a file found there is a finished one."""
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = gradient_frames(int(seconds * fps), height, width)
-    write_video(path, frames, fps=fps, crf=28, keyframe_every=keyframe_every)
+    frames = gradient_frames(int(seconds * fps), height, width, seed=seed)
+    part = path.with_suffix(".part" + path.suffix)
+    write_video(part, frames, fps=fps, crf=28, keyframe_every=keyframe_every)
+    part.replace(path)
     return path
 
 

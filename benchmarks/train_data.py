@@ -33,7 +33,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from tests.procs import process_tree
+
 from .common import machine, table
+from .decode import make_video
 
 # A GPU's bf16 dense matmul rate, measured by `benchmarks.model` on an H200
 # (`results/gpu-h200-model.txt`), and the share of it ALT r=8 reached in inference at batch 8.
@@ -42,16 +45,8 @@ GPU_UTILIZATION = 0.354
 
 
 def _encode(args: tuple[Path, int, int, int, float]) -> Path:
-    from media import write_video
-    from tests.videos import gradient_frames
-
     path, seed, height, width, seconds = args
-    if not path.is_file():
-        frames = gradient_frames(int(seconds * 25), height, width, seed=seed)
-        tmp = path.with_suffix(".part.mp4")
-        write_video(tmp, frames, fps=25, crf=28, keyframe_every=50)
-        tmp.replace(path)
-    return path
+    return make_video(path, height, width, seconds, keyframe_every=50, seed=seed)
 
 
 def make_videos(folder: Path, n: int, distinct: int, size=(240, 320), seconds=10.0) -> list[Path]:
@@ -75,25 +70,6 @@ def write_csv(path: Path, videos: list[Path], classes: int = 10) -> Path:
     return path
 
 
-def _tree(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(parents.get(pid, []))
-    return out
-
-
 def _kib(path: str, key: str) -> int:
     try:
         for line in Path(path).read_text().splitlines():
@@ -106,7 +82,7 @@ def _kib(path: str, key: str) -> int:
 
 def tree_memory(root: int) -> tuple[int, int, int]:
     """(RSS, PSS, processes) of a process and its descendants, in KiB."""
-    pids = _tree(root)
+    pids = process_tree(root)
     rss = sum(_kib(f"/proc/{p}/status", "VmRSS:") for p in pids)
     pss = sum(_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids)
     return rss, pss, len(pids)

@@ -7,7 +7,8 @@ of windows at a time. Progress goes to the database and to listeners (server-sen
 events). A job cancelled (`cancel`) stops decoding at once: its task is cancelled, which
 kills its decode worker. A job left "running" by a crash (its lease, renewed every
 `BEAT_S` while it runs, lapsed `LEASE_S` ago) is queued again (it resumes from its first
-window) unless it has been tried `MAX_ATTEMPTS` times, then it fails with that reason. Finished jobs are deleted `ttl_s` after they end.
+window) unless it has been tried `MAX_ATTEMPTS` times, then it fails with that reason.
+Finished jobs are deleted `ttl_s` after they end.
 """
 
 from __future__ import annotations

@@ -132,11 +132,11 @@ class JobStore:
     def claim(self) -> Job | None:
         """The oldest queued job, now running (one atomic statement)."""
         return self._one(
-            f"UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, "
+            f"UPDATE jobs SET state = 'running', started = ?1, heartbeat = ?1, "
             f"attempts = attempts + 1, done = 0 "
             f"WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1) "
             f"AND state = 'queued' RETURNING {', '.join(_COLUMNS)}",
-            (time.time(), time.time()),
+            (time.time(),),
         )
 
     def progress(self, job_id: str, done: int, total: int) -> str | None:
@@ -168,10 +168,10 @@ class JobStore:
 
     def beat(self, job_ids: list[str]) -> None:
         """The running jobs of this process are alive (their lease renewed)."""
-        now = time.time()
-        for job_id in job_ids:
-            self._run("UPDATE jobs SET heartbeat = ? WHERE id = ? AND state = 'running'",
-                      (now, job_id))  # fmt: skip
+        if job_ids:
+            marks = ", ".join("?" * len(job_ids))
+            self._run(f"UPDATE jobs SET heartbeat = ? WHERE state = 'running' AND id IN ({marks})",
+                      (time.time(), *job_ids))  # fmt: skip
 
     def running(self, stale_before: float | None = None) -> list[Job]:
         """Running jobs; with `stale_before`, those whose lease was last renewed earlier

@@ -41,9 +41,9 @@ def recognize_batch(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = finished(out)
+    keys = [canonical(item.path) for item in items]  # one answer per video, however spelled
     todo, seen = [], set(done)
-    for item in items:  # one answer per video, however its path is spelled
-        key = canonical(item.path)
+    for item, key in zip(items, keys):
         if key not in seen:
             seen.add(key)
             todo.append(item)
@@ -69,7 +69,7 @@ def recognize_batch(
             bar.update()
     bar.close()
     all_lines = finished(out)
-    mine = [all_lines[key] for key in {canonical(i.path) for i in items} if key in all_lines]
+    mine = [all_lines[key] for key in set(keys) if key in all_lines]
     summary = {
         "videos": len(items),
         "skipped": len(items) - len(todo),

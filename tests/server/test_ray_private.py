@@ -14,28 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import process_tree
 from tests.server.conftest import ROOT
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'alt-serve[cluster]'")
 pytestmark = pytest.mark.slow
-
-
-def _tree(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat_line = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        out.add(pid)
-        todo.extend(children.get(pid, []))
-    return out
 
 
 def _address(hex_addr: str) -> str:
@@ -104,7 +87,7 @@ def test_a_local_cluster_listens_on_loopback_only_with_a_private_token(tmp_path)
         assert line, proc.stderr.read()
         info = json.loads(line)
         assert info["started"] and info["token"]
-        ports = listeners(_tree(info["pid"]))
+        ports = listeners(set(process_tree(info["pid"])))
         assert len(ports) >= 4, ports  # GCS, raylet, object manager, workers at least
         exposed = [p for p in ports if not _loopback(p[0])]
         assert not exposed, f"Ray ports open beyond loopback: {exposed} (of {ports})"
