@@ -32,10 +32,12 @@ def create_app(
     settings: Settings | None = None,
     backend: Backend | None = None,
     make_engine: Callable[[Settings, Metrics], Engine] | None = None,
+    jobs_elsewhere: str | None = None,
 ) -> FastAPI:
     """`backend` overrides the one the settings name (tests inject faults this way);
     `make_engine` builds the engine instead of the in-process one (a Ray cluster's,
-    `server.ray_serve`)."""
+    `server.ray_serve`); `jobs_elsewhere` says who runs the jobs when this app does not
+    (its job routes then answer 503 with that reason)."""
     settings = settings or Settings()
     metrics = Metrics()
 
@@ -49,8 +51,11 @@ def create_app(
         await engine.start()
         runner = None
         try:
-            runner = job_runner(settings, engine)
-            await runner.start()
+            if jobs_elsewhere is not None:
+                app.state.jobs_problem = jobs_elsewhere
+            else:
+                runner = job_runner(settings, engine)
+                await runner.start()
         except (OSError, sqlite3.Error) as err:
             # /recognize does not need the jobs' folder: serve on, and say why jobs fail.
             log.error("jobs are unavailable: %s (ALT_JOBS_DIR=%s)", err, settings.jobs_dir)

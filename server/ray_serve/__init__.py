@@ -3,6 +3,18 @@ apart (`alt serve --ray`, or `serve run server/ray_serve/cluster.yaml`). Ray is 
 (`pip install 'alt-serve[cluster]'`); nothing imports this package unless asked to.
 """
 
-from .app import APP_NAME, app_builder, build_app, load_config, run
+from .app import (
+    APP_NAME,
+    app_builder,
+    build_app,
+    deploy,
+    jobs_app_builder,
+    load_config,
+    run,
+    spread,
+)
 
-__all__ = ["APP_NAME", "app_builder", "build_app", "load_config", "run"]
+__all__ = [
+    "APP_NAME", "app_builder", "build_app", "deploy", "jobs_app_builder", "load_config", "run",
+    "spread",
+]  # fmt: skip

@@ -43,6 +43,7 @@ from ..settings import Settings
 log = logging.getLogger(__name__)
 
 APP_NAME = "alt"
+JOBS_APP, JOBS_PREFIX = "alt-jobs", "/jobs"  # the application that runs jobs, and its routes
 _DEATHS = (RayActorError, ReplicaUnavailableError)  # a replica died or is gone
 
 
@@ -346,10 +347,17 @@ class RemoteModel:
 @serve.deployment(name="Ingress")
 @serve.ingress()
 class Ingress:
-    """The HTTP app of `alt serve`, its engine calling the Decode and Model deployments."""
+    """The HTTP app of `alt serve`, its engine calling the Decode and Model deployments.
 
-    def __init__(self, settings: Settings, decode, model) -> None:
-        self.settings, self.decode, self.model = settings, decode, model
+    Jobs are answered by a deployment of their own (`Jobs`, this class with `runs_jobs`,
+    one replica, application `alt-jobs` at /jobs): Serve's proxy sends every job route to
+    it, so a job's database row and spooled upload are on one node however many Ingress
+    replicas, on however many nodes, answer the rest."""
+
+    def __init__(self, settings: Settings, decode=None, model=None, runs_jobs: bool = False):
+        self.settings, self.runs_jobs = settings, runs_jobs
+        self.decode = decode or serve.get_deployment_handle("Decode", app_name=APP_NAME)
+        self.model = model or serve.get_deployment_handle("Model", app_name=APP_NAME)
 
     def __serve_build_asgi_app__(self):
         def make_engine(settings: Settings, metrics: Metrics) -> Engine:
@@ -362,4 +370,19 @@ class Ingress:
                 settings.timeline_rate,
             )
 
-        return create_app(self.settings, make_engine=make_engine)
+        if not self.runs_jobs:
+            elsewhere = f"jobs are run by the Jobs deployment (application {JOBS_APP!r})"
+            return create_app(self.settings, make_engine=make_engine, jobs_elsewhere=elsewhere)
+        return _whole_path(create_app(self.settings, make_engine=make_engine))
+
+
+def _whole_path(app):
+    """The app matched on the whole path: Serve hands an application under /jobs its
+    requests with `root_path` /jobs, and the job routes are written with their prefix."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "root_path": ""}
+        await app(scope, receive, send)
+
+    return asgi

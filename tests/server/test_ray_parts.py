@@ -87,3 +87,26 @@ def test_a_larger_job_does_not_close_the_pool_under_running_decodes(monkeypatch)
     assert [frames.shape for frames, _ in done] == [(1, 2, 3, 16, 16)] * 2
     assert bigger.shape == (1, 4, 3, 32, 32)
     assert np.array_equal(done[0][0], done[1][0])
+
+
+def test_spread_keeps_two_replicas_of_each_deployment_no_more_than_a_share_per_node():
+    from server.ray_serve import load_config, spread
+    from server.ray_serve.app import _deployment_options
+
+    shipped = _deployment_options(load_config())
+    assert spread(shipped, 1) == shipped  # one node: a per-node limit would strand replicas
+    two = spread(shipped, 2)
+    assert two["Ingress"]["num_replicas"] == 2 and two["Ingress"]["max_replicas_per_node"] == 1
+    for name in ("Decode", "Model"):
+        scaling = two[name]["autoscaling_config"]
+        assert scaling["min_replicas"] == 2
+        assert two[name]["max_replicas_per_node"] * 2 == scaling["max_replicas"]
+    assert shipped["Ingress"]["num_replicas"] == 1  # the config read is left as it was
+    # Named by the operator: left alone; "auto": Serve's own.
+    own = {"Ingress": {"num_replicas": 3, "max_replicas_per_node": 3},
+           "Model": {"num_replicas": "auto"}}  # fmt: skip
+    out = spread(own, 4)
+    assert out["Ingress"] == own["Ingress"] and out["Model"] == own["Model"]
+    assert out["Decode"] == {"num_replicas": 2, "max_replicas_per_node": 1}
+    # A fixed count over three nodes: at most ceil(5 / 3) on one.
+    assert spread({"Model": {"num_replicas": 5}}, 3)["Model"]["max_replicas_per_node"] == 2

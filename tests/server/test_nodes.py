@@ -1,0 +1,260 @@
+"""`alt serve --ray` on a Ray cluster of several nodes, made on this machine as separate
+machines would make it (`ray start --head`, then `ray start --address` per node: a raylet
+each, with its own workers), with node health checks set as docs/deploy.md says. Nodes are
+lost with traffic running: frozen (SIGSTOP of the node's processes, as a hung machine
+behaves) and crashed (SIGKILL); a node that joins afterwards gets replicas again."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.procs import process_tree
+from tests.server.conftest import ROOT, ServerProcess, free_port
+
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", uuid.uuid4().hex + uuid.uuid4().hex)
+pytest.importorskip("ray", reason="Ray is not installed: pip install 'alt-serve[cluster]'")
+
+pytestmark = pytest.mark.slow
+
+RAY = str(Path(sys.executable).parent / "ray")
+# A node that stops answering is declared dead after about 5 failed checks of 1 s.
+NODE_HEALTH = json.dumps({
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 5,
+})  # fmt: skip
+REQUEST_TIMEOUT_S = 25  # a request held by a lost node past this would answer 504
+
+
+class Nodes:
+    """A head and worker nodes, each `ray start`ed with 2 CPUs."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.raylets: dict[str, int] = {}  # node name -> its node manager port
+        self._start("--head", f"--port={self.port}", "--include-dashboard=false",
+                    f"--system-config={NODE_HEALTH}")  # fmt: skip
+
+    def _start(self, *args: str) -> None:
+        subprocess.run([RAY, "start", "--num-cpus=2", "--disable-usage-stats", *args],
+                       check=True, capture_output=True, cwd=ROOT)  # fmt: skip
+
+    def add(self, name: str) -> None:
+        port = free_port()
+        self._start(f"--address={self.address}", f"--node-manager-port={port}",
+                    f"--dashboard-agent-listen-port={free_port()}")  # fmt: skip
+        self.raylets[name] = port
+
+    def processes(self, name: str) -> list[int]:
+        """The node's raylet and everything it started (workers, replicas, agents)."""
+        found = subprocess.run(["pgrep", "-f", f"node_manager_port={self.raylets[name]}"],
+                               capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert len(found) == 1, found
+        return process_tree(int(found[0]))
+
+    def signal(self, name: str, sig: int) -> int:
+        pids = self.processes(name)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        return len(pids)
+
+    def placement(self) -> dict[str, list[int]]:
+        """Each deployment's running replicas, by the node manager port of their node."""
+        code = (
+            "import json, ray\n"
+            f"ray.init(address={self.address!r}, log_to_driver=False)\n"
+            "ports = {n['NodeID']: n['NodeManagerPort'] for n in ray.nodes() if n['Alive']}\n"
+            "out = {}\n"
+            "for a in ray._private.state.actors().values():\n"
+            "    name = a['ActorClassName']\n"
+            "    if a['State'] == 'ALIVE' and name.startswith('ServeReplica:'):\n"
+            "        port = ports.get(a['Address']['NodeID'])\n"
+            "        out.setdefault(name.rsplit(':', 1)[1], []).append(port)\n"
+            "print(json.dumps(out))\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=ROOT, timeout=120)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return {k: sorted(v) for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+
+    def head_port(self) -> int:
+        placed = self.placement()
+        others = set(self.raylets.values())
+        ports = {p for ports in placed.values() for p in ports} - others
+        assert len(ports) == 1, placed
+        return ports.pop()
+
+    def stop(self) -> None:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    cluster = Nodes()
+    cluster.add("b")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> str:
+    """The shipped config with fixed counts (one replica each, as configured: the spread
+    makes it two), and one HTTP proxy, on the head: one host has one port 8000."""
+    from server.ray_serve import load_config
+
+    config = load_config()
+    config["proxy_location"] = "HeadOnly"
+    for deployment in config["applications"][0]["deployments"]:
+        deployment.pop("autoscaling_config", None)
+        deployment["num_replicas"] = 1
+    path = tmp_path_factory.mktemp("serve") / "nodes.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def service(nodes, config):
+    env = {"ALT_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S)}
+    srv = ServerProcess(env, args=("--ray", "--ray-address", nodes.address, "--ray-config", config),
+                        ready_s=240)  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+class Traffic:
+    """Clients posting videos in a loop, and one asking /readyz every 0.5 s."""
+
+    def __init__(self, url: str, videos: list[Path], clients: int = 4) -> None:
+        self.url, self.videos = url, videos
+        self.answers: list[tuple[float, object, str]] = []  # (seconds, status, body)
+        self.ready: list[tuple[object, str]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, args=(i,)) for i in range(clients)]
+        self._threads.append(threading.Thread(target=self._readyz))
+        for t in self._threads:
+            t.start()
+
+    def _client(self, i: int) -> None:
+        with httpx.Client(timeout=REQUEST_TIMEOUT_S + 30) as client:
+            n = i
+            while not self._stop.is_set():
+                video = self.videos[n % len(self.videos)]
+                n += 1
+                t0 = time.monotonic()
+                try:
+                    r = client.post(self.url + "/recognize",
+                                    files={"video": (video.name, video.read_bytes())})  # fmt: skip
+                    answer: tuple[object, str] = (r.status_code, r.text)
+                except httpx.HTTPError as err:
+                    answer = (type(err).__name__, "")
+                self.answers.append((time.monotonic() - t0, *answer))
+
+    def _readyz(self) -> None:
+        while not self._stop.is_set():
+            try:
+                r = httpx.get(self.url + "/readyz", timeout=5)
+                self.ready.append((r.status_code, r.text))
+            except httpx.HTTPError as err:
+                self.ready.append((type(err).__name__, ""))
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def statuses(self) -> dict[object, int]:
+        out: dict[object, int] = {}
+        for _, status, _ in self.answers:
+            out[status] = out.get(status, 0) + 1
+        return out
+
+
+def _lost_node_costs_no_request(traffic: Traffic) -> None:
+    """Every request answered 200, or a JSON 503 naming the loss (never a 504 or a plain
+    text error); /readyz answered every time."""
+    statuses = traffic.statuses()
+    longest = max(seconds for seconds, _, _ in traffic.answers)
+    print(f"answers {statuses}, longest {longest:.1f} s, /readyz {len(traffic.ready)} times")
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.get(200, 0) >= 20, statuses
+    for _, status, body in traffic.answers:
+        if status == 503:
+            assert json.loads(body)["error"] == "unavailable", body
+    assert all(isinstance(status, int) for status, _ in traffic.ready), traffic.ready
+
+
+def test_every_deployment_is_spread_over_the_nodes(nodes, service, world_videos):
+    # Jobs: one replica holds them, whichever Ingress replica answers the rest. (The jobs'
+    # application is deployed after the service answers /readyz.)
+    for _ in range(120):
+        if httpx.get(service.url + "/jobs", timeout=10).status_code == 200:
+            break
+        time.sleep(0.5)
+    placed = nodes.placement()
+    head, b = nodes.head_port(), nodes.raylets["b"]
+    for name in ("Ingress", "Decode", "Model"):
+        assert placed[name] == sorted([head, b]), placed
+    assert len(placed["Jobs"]) == 1, placed
+    r = httpx.post(service.url + "/jobs", files={"video": ("a.mp4", world_videos[0].read_bytes())},
+                   timeout=30)  # fmt: skip
+    assert r.status_code == 202, r.text
+    for _ in range(120):
+        job = httpx.get(service.url + r.headers["location"], timeout=10).json()
+        if job["state"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    assert job["state"] == "succeeded", job
+    listed = httpx.get(service.url + "/jobs", timeout=10).json()["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+def test_a_frozen_node_is_given_up_before_any_request_times_out(nodes, service, world_videos):
+    traffic = Traffic(service.url, world_videos[:4])
+    time.sleep(6)
+    frozen = nodes.signal("b", signal.SIGSTOP)
+    time.sleep(REQUEST_TIMEOUT_S + 10)
+    traffic.stop()
+    nodes.signal("b", signal.SIGCONT)  # declared dead by now: it exits
+    assert frozen >= 4
+    _lost_node_costs_no_request(traffic)
+    placed = nodes.placement()
+    assert all(len(placed[name]) == 1 for name in ("Ingress", "Decode", "Model")), placed
+
+
+def test_a_node_that_joins_gets_replicas_again(nodes, service):
+    nodes.add("c")
+    c = nodes.raylets["c"]
+    for _ in range(180):
+        placed = nodes.placement()
+        if all(c in placed.get(name, []) for name in ("Ingress", "Decode", "Model")):
+            break
+        time.sleep(1)
+    assert all(placed[name] == sorted([nodes.head_port(), c])
+               for name in ("Ingress", "Decode", "Model")), placed  # fmt: skip
+
+
+def test_a_crashed_node_with_an_ingress_costs_no_request(nodes, service, world_videos):
+    assert nodes.raylets["c"] in nodes.placement()["Ingress"]
+    traffic = Traffic(service.url, world_videos[:4])
+    time.sleep(6)
+    nodes.signal("c", signal.SIGKILL)
+    time.sleep(15)
+    traffic.stop()
+    _lost_node_costs_no_request(traffic)
