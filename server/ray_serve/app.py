@@ -99,12 +99,12 @@ def deploy(settings: Settings, config: dict) -> None:
 def app_builder(args: dict[str, Any]):
     """For `serve run server/ray_serve/cluster.yaml`: settings from the environment (ALT_*), each
     overridden by the config's `args` (e.g. `checkpoint: checkpoints/default`)."""
-    return build_app(Settings(**(args or {})), load_config(), alive_nodes())
+    return build_app(Settings(**(args or {})))
 
 
 def jobs_app_builder(args: dict[str, Any]):
     """The jobs application, for `serve run` (see `app_builder`)."""
-    return build_jobs_app(Settings(**(args or {})), load_config())
+    return build_jobs_app(Settings(**(args or {})))
 
 
 def run(settings: Settings, address: str | None = None, config_path: str | None = None):
@@ -118,7 +118,7 @@ def run(settings: Settings, address: str | None = None, config_path: str | None 
     config = load_config(config_path)
     started = connect(address)
     http = {**config.get("http_options", {}), "host": settings.host, "port": settings.port}
-    # On several nodes of one host (tests) only one proxy can hold the port: HeadOnly.
+    # A proxy on every node unless the config says otherwise (HeadOnly: one, on the head).
     serve.start(http_options=http, proxy_location=config.get("proxy_location", "EveryNode"))
     deploy(settings, config)
     stop = threading.Event()

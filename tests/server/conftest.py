@@ -70,6 +70,22 @@ class ServerProcess:
             shutil.rmtree(self._own_jobs, ignore_errors=True)
 
 
+def one_replica_each(folder: Path, **top) -> str:
+    """The shipped Serve config, each deployment at a fixed count of one (no autoscaling),
+    with `top` set at its top level, written in `folder` -> its path."""
+    import yaml
+
+    from server.ray_serve import load_config
+
+    config = {**load_config(), **top}
+    for deployment in config["applications"][0]["deployments"]:
+        deployment.pop("autoscaling_config", None)
+        deployment["num_replicas"] = 1
+    path = folder / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def server(tiny_checkpoint):
     srv = ServerProcess({

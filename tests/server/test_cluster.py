@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.conftest import ROOT, ServerProcess, free_port
+from tests.server.conftest import ROOT, ServerProcess, free_port, one_replica_each
 
 # Ray reads its authentication mode once, when it is imported.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -71,17 +71,7 @@ def plain():
 def one_each(tmp_path_factory) -> str:
     """The shipped Serve config with one replica per deployment: on 2 CPUs, an autoscaled
     second Decode replica would take the CPU a replaced Model replica needs."""
-    import yaml
-
-    from server.ray_serve import load_config
-
-    config = load_config()
-    for deployment in config["applications"][0]["deployments"]:
-        deployment.pop("autoscaling_config", None)
-        deployment["num_replicas"] = 1
-    path = tmp_path_factory.mktemp("serve") / "one_each.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return one_replica_each(tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")

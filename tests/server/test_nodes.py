@@ -19,10 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.procs import process_tree
-from tests.server.conftest import ROOT, ServerProcess, free_port
+from tests.server.conftest import ROOT, ServerProcess, free_port, one_replica_each
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AUTH_TOKEN", uuid.uuid4().hex + uuid.uuid4().hex)
@@ -93,8 +92,8 @@ class Nodes:
         assert proc.returncode == 0, proc.stderr[-2000:]
         return {k: sorted(v) for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
 
-    def head_port(self) -> int:
-        placed = self.placement()
+    def head_port(self, placed: dict[str, list[int]]) -> int:
+        """The head's node manager port, among those of a placement."""
         others = set(self.raylets.values())
         ports = {p for ports in placed.values() for p in ports} - others
         assert len(ports) == 1, placed
@@ -116,16 +115,7 @@ def nodes():
 def config(tmp_path_factory) -> str:
     """The shipped config with fixed counts (one replica each, as configured: the spread
     makes it two), and one HTTP proxy, on the head: one host has one port 8000."""
-    from server.ray_serve import load_config
-
-    config = load_config()
-    config["proxy_location"] = "HeadOnly"
-    for deployment in config["applications"][0]["deployments"]:
-        deployment.pop("autoscaling_config", None)
-        deployment["num_replicas"] = 1
-    path = tmp_path_factory.mktemp("serve") / "nodes.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return one_replica_each(tmp_path_factory.mktemp("serve"), proxy_location="HeadOnly")
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +198,7 @@ def test_every_deployment_is_spread_over_the_nodes(nodes, service, world_videos)
             break
         time.sleep(0.5)
     placed = nodes.placement()
-    head, b = nodes.head_port(), nodes.raylets["b"]
+    head, b = nodes.head_port(placed), nodes.raylets["b"]
     for name in ("Ingress", "Decode", "Model"):
         assert placed[name] == sorted([head, b]), placed
     assert len(placed["Jobs"]) == 1, placed
@@ -246,7 +236,7 @@ def test_a_node_that_joins_gets_replicas_again(nodes, service):
         if all(c in placed.get(name, []) for name in ("Ingress", "Decode", "Model")):
             break
         time.sleep(1)
-    assert all(placed[name] == sorted([nodes.head_port(), c])
+    assert all(placed[name] == sorted([nodes.head_port(placed), c])
                for name in ("Ingress", "Decode", "Model")), placed  # fmt: skip
 
 
