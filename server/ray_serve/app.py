@@ -14,6 +14,7 @@ from ray import serve
 from ..ray_cluster import connect
 from ..settings import Settings
 from .deployments import APP_NAME, JOBS_APP, JOBS_PREFIX, DecodeReplica, Ingress, ModelReplica
+from .proxy import CALLBACK, CALLBACK_ENV
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,10 @@ def run(settings: Settings, address: str | None = None, config_path: str | None 
     started = connect(address)
     http = {**config.get("http_options", {}), "host": settings.host, "port": settings.port}
     # A proxy on every node unless the config says otherwise (HeadOnly: one, on the head).
-    serve.start(http_options=http, proxy_location=config.get("proxy_location", "EveryNode"))
+    # The proxies inherit the controller's environment: each answers a request whose
+    # replica was lost in the one error shape (see proxy.py).
+    serve.start(http_options=http, proxy_location=config.get("proxy_location", "EveryNode"),
+                controller_options={"runtime_env": {"env_vars": {CALLBACK_ENV: CALLBACK}}})  # fmt: skip
     deploy(settings, config)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -58,6 +58,11 @@ def on_cluster(address: str, code: str) -> str:
 
 
 MODEL_PID = "print(serve.get_deployment_handle('Model', app_name='alt').pid.remote().result())"
+INGRESS_PID = (
+    "from ray._private.state import actors\n"
+    "print(*[a['Pid'] for a in actors().values()\n"
+    "        if a['State'] == 'ALIVE' and a['ActorClassName'] == 'ServeReplica:alt:Ingress'])"
+)
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +195,32 @@ def test_a_killed_model_replica_fails_no_request_and_is_replaced(cluster, on_ray
     assert after != before
     assert _post(on_ray.url, world_videos[0]).status_code == 200
     assert httpx.get(on_ray.url + "/readyz").status_code == 200
+
+
+def test_a_request_whose_ingress_replica_is_lost_is_answered_503_in_the_error_shape(
+    cluster, on_ray, world_videos
+):
+    """Serve's proxy sends nothing for a request whose replica died, and its server would
+    write a plain-text 500; the proxies `alt serve --ray` starts answer 503 `unavailable`."""
+    before = int(on_cluster(cluster, INGRESS_PID))
+    slow = b"SLOW" + world_videos[0].read_bytes()  # decoded 2 s late: held by the Ingress
+    with cf.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, on_ray.url + "/recognize", content=slow,
+                             headers={"content-type": "video/mp4"}, timeout=90)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while httpx.get(on_ray.url + "/readyz").json().get("in_flight", 0) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(before, signal.SIGKILL)
+        lost = answer.result()
+    assert lost.status_code == 503, lost.text
+    assert lost.json()["error"] == "unavailable" and lost.headers["retry-after"] == "1"
+    # Serve replaces the Ingress; the service answers again.
+    deadline = time.monotonic() + 120
+    while (status := _post(on_ray.url, world_videos[1]).status_code) != 200:
+        assert status == 503 and time.monotonic() < deadline, status
+        time.sleep(1)
+    assert int(on_cluster(cluster, INGRESS_PID)) != before
 
 
 def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_videos, tmp_path):

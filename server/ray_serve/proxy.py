@@ -1,0 +1,67 @@
+"""What Serve's HTTP proxies answer when the replica holding a request is lost.
+
+A proxy hands each request to an Ingress replica. When that replica's process or node is
+lost before it answered, Ray Serve's proxy (2.x) sends nothing, and its HTTP server then
+writes a bare `500 Internal Server Error` in plain text: an answer that says neither what
+happened nor that the request may be sent again. The middleware here, loaded by every
+proxy (`RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH` names `middlewares`; `alt serve --ray`
+sets it for the proxies it starts), answers such a request in the one error shape: 503
+`unavailable` with `Retry-After`, as for any other loss the service outlives.
+
+It wraps the proxy, so it must stay light: the proxy imports it at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.middleware import Middleware
+
+log = logging.getLogger(__name__)
+
+CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
+CALLBACK = f"{__name__}:middlewares"
+
+LOST = json.dumps({
+    "error": "unavailable",
+    "detail": "the replica answering this request was lost before it answered (its process "
+              "or node stopped); the service runs on without it: retry",
+}).encode()  # fmt: skip
+
+
+class AnswerLostRequests:
+    """An ASGI middleware: an HTTP request the wrapped app ended without answering is
+    answered 503 `unavailable`, `Retry-After: 1`."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, receive, watched)
+        if started:
+            return
+        # A client that went away is gone either way: the server drops what is sent to it.
+        log.warning("a request to %s was lost with its replica; answered 503", scope.get("path"))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(LOST)).encode()),
+            (b"retry-after", b"1"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": LOST, "more_body": False})
+
+
+def middlewares() -> list[Middleware]:
+    """The proxies' middlewares (the callback `CALLBACK_ENV` names)."""
+    return [Middleware(AnswerLostRequests)]
