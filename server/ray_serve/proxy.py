@@ -41,17 +41,22 @@ class AnswerLostRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = gone = False
 
         async def watched(message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        await self.app(scope, receive, watched)
-        if started:
+        async def listened():
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
+        await self.app(scope, listened, watched)
+        if started or gone:  # answered, or the client left (the proxy cancelled the request)
             return
-        # A client that went away is gone either way: the server drops what is sent to it.
         log.warning("a request to %s was lost with its replica; answered 503", scope.get("path"))
         headers = [
             (b"content-type", b"application/json"),
