@@ -88,19 +88,20 @@ class ConnectionGuard:
         return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"guard": self})
 
 
+async def send_error(send, status: int, kind: str, detail: str, extra=()) -> None:
+    """An ASGI answer in the one error shape, with `extra` headers."""
+    body = json.dumps({"error": kind, "detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               *extra]  # fmt: skip
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 async def _over_capacity(scope, receive, send) -> None:
     """uvicorn's answer over `limit_concurrency`, in the one error shape."""
-    body = json.dumps(
-        {"error": "overloaded", "detail": "the server holds its most connections; retry shortly"}
-    ).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"1"),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_error(send, 503, "overloaded",
+                     "the server holds its most connections; retry shortly",
+                     extra=((b"retry-after", b"1"), (b"connection", b"close")))  # fmt: skip
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):

@@ -7,27 +7,25 @@ happened nor that the request may be sent again. The middleware here, loaded by 
 proxy (`RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH` names `middlewares`; `alt serve --ray`
 sets it for the proxies it starts), answers such a request in the one error shape: 503
 `unavailable` with `Retry-After`, as for any other loss the service outlives.
-
-It wraps the proxy, so it must stay light: the proxy imports it at start-up.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from starlette.middleware import Middleware
+
+from ..api.transport import send_error
 
 log = logging.getLogger(__name__)
 
 CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 CALLBACK = f"{__name__}:middlewares"
 
-LOST = json.dumps({
-    "error": "unavailable",
-    "detail": "the replica answering this request was lost before it answered (its process "
-              "or node stopped); the service runs on without it: retry",
-}).encode()  # fmt: skip
+LOST = (
+    "the replica answering this request was lost before it answered (its process or node "
+    "stopped); the service runs on without it: retry"
+)
 
 
 class AnswerLostRequests:
@@ -58,13 +56,7 @@ class AnswerLostRequests:
         if started or gone:  # answered, or the client left (the proxy cancelled the request)
             return
         log.warning("a request to %s was lost with its replica; answered 503", scope.get("path"))
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(LOST)).encode()),
-            (b"retry-after", b"1"),
-        ]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": LOST, "more_body": False})
+        await send_error(send, 503, "unavailable", LOST, extra=((b"retry-after", b"1"),))
 
 
 def middlewares() -> list[Middleware]:

@@ -49,10 +49,9 @@ class Nodes:
         self._start("--head", f"--port={self.port}", "--include-dashboard=false",
                     f"--system-config={NODE_HEALTH}")  # fmt: skip
 
-    def _start(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def _start(self, *args: str) -> None:
         subprocess.run([RAY, "start", "--num-cpus=2", "--disable-usage-stats", *args],
-                       check=True, capture_output=True, cwd=ROOT,
-                       env={**os.environ, **(env or {})})  # fmt: skip
+                       check=True, capture_output=True, cwd=ROOT)  # fmt: skip
 
     def add(self, name: str) -> None:
         port = free_port()
