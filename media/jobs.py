@@ -38,6 +38,7 @@ class WindowJob:
     device: str = "cpu"
     shots: bool = False  # find the cuts first; windows never straddle one
     path: str | None = None  # read the video from this file instead of the bytes sent
+    first: int = 0  # the first window handed out (a resumed job skips those stored)
 
     @property
     def nbytes(self) -> int:

@@ -175,11 +175,14 @@ class WindowedVideo:
                 self.container, self.stream, set(wanted), convert, self.limits, self.stats
             )
 
-    def chunks(self, per_chunk: int) -> Iterator[WindowChunk]:
-        """Every window, `per_chunk` at a time, in order; memory holds the frames of the
-        windows not yet handed out, never the video."""
+    def chunks(self, per_chunk: int, first: int = 0) -> Iterator[WindowChunk]:
+        """Every window from `first` on, `per_chunk` at a time, in order; memory holds the
+        frames of the windows not yet handed out, never the video. Windows before `first`
+        are not decoded (a resumed job has them already)."""
         windows = self.info.windows
-        wanted = sorted({i for w in windows for i in w.frames})
+        if first >= len(windows):
+            return
+        wanted = sorted({i for w in windows[first:] for i in w.frames})
         turns: list[int] = []
 
         def convert(frame):
@@ -190,7 +193,7 @@ class WindowedVideo:
         have: dict[int, np.ndarray] = {}
         last: list[np.ndarray] = []  # the latest decoded frame, standing in for lost ones
         ready: list[int] = []
-        nxt = 0
+        nxt = first
 
         def build() -> WindowChunk:
             picked = [windows[w] for w in ready]

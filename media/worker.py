@@ -37,7 +37,7 @@ def _stream(conn: Connection, slot: mmap.mmap, job: WindowJob, data: bytes) -> N
         threads=job.threads, cuts=cuts, hwaccel=_hwaccel(job.device),
     ) as video:  # fmt: skip
         conn.send(("info", video.info))
-        for chunk in video.chunks(job.per_chunk):
+        for chunk in video.chunks(job.per_chunk, job.first):
             if chunk.video.nbytes > len(slot):
                 raise VideoError(f"{chunk.video.nbytes} bytes of frames exceed the slot")
             np.frombuffer(slot, np.uint8, chunk.video.nbytes)[:] = chunk.video.reshape(-1)

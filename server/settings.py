@@ -141,6 +141,18 @@ class Settings(BaseSettings):
         86400.0, gt=0, description="how long a finished job and its result are kept"
     )
 
+    # The video library (index once, then relabel and search without decoding)
+    library: str | None = Field(
+        None,
+        description="the library: a folder, or an object-store URI (s3://bucket/path) that "
+        "several servers share (default: <jobs_dir>/library)",
+    )
+    library_index_rows: int = Field(
+        100_000, ge=1, description="windows stored before search goes through an ANN index"
+    )
+    max_query_chars: int = Field(200, ge=1, description="longest search text")
+    max_search_k: int = Field(100, ge=1, description="most moments one search returns")
+
     ray_start_timeout_s: float = Field(
         300.0, gt=0, description="Ray mode: how long the ingress waits for a first Model replica"
     )
@@ -166,6 +178,10 @@ class Settings(BaseSettings):
             self.max_batch_size = 64 if self.device.startswith("cuda") else 8
         # Absolute, so a Ray replica started elsewhere finds the same folder.
         self.jobs_dir = self.jobs_dir.expanduser().absolute()
+        if not self.library:
+            self.library = str(self.jobs_dir / "library")
+        elif "://" not in self.library:
+            self.library = str(Path(self.library).expanduser().absolute())
         if self.backend == "torch" and not (self.checkpoint / "config.json").is_file():
             raise ValueError(f"no ALT checkpoint at {self.checkpoint} (config.json missing)")
         if self.backend in ("onnxruntime", "tensorrt") and self.onnx_dir is None:

@@ -47,11 +47,12 @@ def test_model_imports_no_server_or_export_libraries():
 SERVER_ALLOWED = {
     "engine": set(),
     "settings": {"engine"},
-    "api": {"engine", "settings", "jobs"},
-    "offline": {"engine", "settings", "ray_cluster"},
-    "jobs": {"engine"},
+    "api": {"engine", "settings", "jobs", "library"},
+    "offline": {"engine", "settings", "ray_cluster", "library"},
+    "jobs": {"engine", "library"},
+    "library": {"engine"},
     "ray_cluster": set(),
-    "ray_serve": {"engine", "settings", "api", "jobs", "ray_cluster"},
+    "ray_serve": {"engine", "settings", "api", "jobs", "library", "ray_cluster"},
 }
 TRANSPORTS = {"fastapi", "starlette", "uvicorn", "ray", "multipart"}
 
@@ -94,7 +95,7 @@ def test_server_packages_import_one_way():
         assert not bad, f"{path.relative_to(ROOT)} ({part}) imports server.{sorted(bad)}"
 
 
-@pytest.mark.parametrize("package", ["engine", "jobs"])
+@pytest.mark.parametrize("package", ["engine", "jobs", "library"])
 def test_the_engine_and_the_jobs_know_no_transport(package):
     for path in (ROOT / "server" / package).rglob("*.py"):
         bad = TRANSPORTS & _third_party(path)

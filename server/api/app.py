@@ -5,22 +5,27 @@ ingress, which serves the same app over remote parts."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 
-from ..engine import Backend, Engine, ErrorBody, Metrics, decode_pool
+from ..engine import Backend, Engine, ErrorBody, Metrics, ModelInfo, ServiceError, decode_pool
+from ..engine.errors import ModelConflict, Unavailable
 from ..jobs import JobLimits, JobRunner, JobStore, Spool
+from ..library import Fingerprint, Indexer, Library, ModelMismatch, fingerprint
 from ..settings import Settings
 from .admission import Admission
 from .handlers import ERROR_STATUSES, install_handlers, internal_error
-from .routes import jobs, meta, recognize, web
+from .routes import jobs, library, meta, recognize, web
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +55,14 @@ def create_app(
         app.state.engine = engine
         await engine.start()
         runner = None
+        library, problem = await asyncio.to_thread(open_library, settings, engine.info)
+        app.state.library, app.state.library_problem = library, problem
         try:
             if jobs_elsewhere is not None:
                 app.state.jobs_problem = jobs_elsewhere
             else:
-                runner = job_runner(settings, engine)
+                indexer = Indexer(engine, library, problem.message if problem else "")
+                runner = job_runner(settings, engine, indexer)
                 await runner.start()
         except (OSError, sqlite3.Error) as err:
             # /recognize does not need the jobs' folder: serve on, and say why jobs fail.
@@ -102,6 +110,7 @@ def create_app(
 
     app.include_router(recognize.router)
     app.include_router(jobs.router)
+    app.include_router(library.router)
     app.include_router(meta.router)
     app.include_router(meta.health)
     app.include_router(web.router)
@@ -131,7 +140,37 @@ def create_app(
     return app
 
 
-def job_runner(settings: Settings, engine: Engine) -> JobRunner:
+def open_library(settings: Settings, info: ModelInfo) -> tuple[Library | None, ServiceError | None]:
+    """The library for the served model, or why there is none: 409 when another model
+    built it, 503 when it cannot be opened or written (`/recognize` serves regardless)."""
+    assert settings.library is not None
+    try:
+        if settings.backend == "fake":
+            built_by = Fingerprint(
+                f"{info.name} {info.version}", info.clip_arch, info.dtype, "fake"
+            )
+        else:
+            model_dir = settings.checkpoint if settings.backend == "torch" else settings.onnx_dir
+            assert model_dir is not None
+            built_by = fingerprint(info.name, info.version, info.clip_arch, info.dtype, model_dir)
+        library = Library(settings.library, built_by, index_rows=settings.library_index_rows)
+        if not library.remote:  # opening reads; indexing writes: find out now
+            probe = Path(settings.library) / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        return library, None
+    except ModelMismatch as err:
+        log.error("library: %s", err)
+        return None, ModelConflict(str(err))
+    except Exception as err:  # noqa: BLE001 - any reason a library cannot open is reported
+        reason = f"{type(err).__name__}: {err}" if not isinstance(err, OSError) else str(err)
+        log.error("the library is unavailable: %s (ALT_LIBRARY=%s)", reason, settings.library)
+        return None, Unavailable(
+            f"the library is unavailable: {reason} (ALT_LIBRARY={settings.library})"
+        )
+
+
+def job_runner(settings: Settings, engine: Engine, indexer: Indexer | None = None) -> JobRunner:
     """Jobs in `settings.jobs_dir`, decoded by processes of their own."""
     assert engine.job is not None, "the engine has started"
     return JobRunner(
@@ -146,6 +185,7 @@ def job_runner(settings: Settings, engine: Engine) -> JobRunner:
         JobLimits(
             settings.job_workers, settings.max_jobs, settings.max_job_duration_s, settings.job_ttl_s
         ),
+        indexer,
     )
 
 

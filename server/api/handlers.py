@@ -23,7 +23,7 @@ from ..engine.errors import ServiceError, as_service_error
 log = logging.getLogger(__name__)
 
 # The statuses every route may answer with, for the OpenAPI document.
-ERROR_STATUSES = (400, 401, 404, 405, 408, 413, 415, 422, 429, 500, 503, 504)
+ERROR_STATUSES = (400, 401, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 504)
 
 # Starlette's own HTTP errors (unknown path, wrong method, a malformed request line).
 _HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}

@@ -10,6 +10,7 @@ so the answer, its errors and its timings are the same wherever the parts run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,10 +20,10 @@ import numpy as np
 
 from media import DecodeJob, VideoInfo, WindowJob
 from media.pool import DecodePool
-from media.windows import WindowChunk, WindowedInfo
+from media.windows import Window, WindowChunk, WindowedInfo
 
 from .answer import build_answer
-from .backends import Backend, ModelInfo
+from .backends import Backend, ClipResult, ModelInfo
 from .errors import PayloadTooLarge, TimedOut
 from .limits import BatchLimits, DecodeLimits
 from .metrics import Metrics
@@ -31,6 +32,9 @@ from .schemas import Explain, Recognition, TimelineRecognition
 from .timeline import TimelineOptions, build_timeline
 
 Progress = Callable[[int, int], Awaitable[None]]  # (windows done, windows in all)
+# A chunk of windows through the model: (index of its first window, the windows, the
+# views of each window, rotation in degrees).
+WindowSink = Callable[[int, tuple[Window, ...], list[list[ClipResult]], int], Awaitable[None]]
 
 
 class Decoder(Protocol):
@@ -226,12 +230,49 @@ class Engine:
             options, timings, warnings,
         )  # fmt: skip
 
+    async def embed_windows(
+        self,
+        path: Path,
+        options: TimelineOptions,
+        *,
+        decoder: Decoder,
+        first: int,
+        on_info: Callable[[WindowedInfo], Awaitable[None]],
+        sink: WindowSink,
+        progress: Progress | None = None,
+        max_duration_s: float,
+    ) -> int:
+        """The windows of the video at `path` from window `first` on, through the model,
+        handed to `sink` a chunk at a time and not kept (a library stores them as they
+        come). No deadline but each decode step's. -> damaged packets skipped."""
+        assert self.job is not None, "the engine has not started"
+        job = self.decode_limits.window_job(
+            self.info.clip_shape, options.window_s, options.stride_s, options.shots, str(path)
+        )
+        job = dataclasses.replace(job, first=first)
+        run = _TimelineRun(self, max_duration_s, progress, sink=sink, done=first)
+
+        async def info(video: WindowedInfo) -> None:
+            await on_info(video)
+            await run.on_info(video)
+
+        _, damaged = await decoder.windows(b"", job, info, run.on_chunk)
+        return damaged
+
 
 class _TimelineRun:
-    """One timeline in progress: the windows' results as chunks come back from the model."""
+    """One timeline in progress: the windows' results as chunks come back from the model,
+    kept for the answer, or handed to a `sink` and dropped."""
 
-    def __init__(self, engine: Engine, max_duration_s: float | None, progress: Progress | None):
-        self.engine, self.progress = engine, progress
+    def __init__(
+        self,
+        engine: Engine,
+        max_duration_s: float | None,
+        progress: Progress | None,
+        sink: WindowSink | None = None,
+        done: int = 0,
+    ):
+        self.engine, self.progress, self.sink, self.done = engine, progress, sink, done
         self.sync = max_duration_s is None
         limits = engine.decode_limits
         self.limit_s = limits.max_sync_duration_s if max_duration_s is None else max_duration_s
@@ -262,7 +303,7 @@ class _TimelineRun:
             loop = asyncio.get_running_loop()
             self.deadline.reschedule(loop.time() + self.budget_s - (time.perf_counter() - self.t0))
         if self.progress is not None:
-            await self.progress(0, len(info.windows))
+            await self.progress(self.done, len(info.windows))
 
     async def on_chunk(self, chunk: WindowChunk) -> None:
         t = time.perf_counter()
@@ -271,7 +312,12 @@ class _TimelineRun:
         self.queue_s += run.queue_s
         self.inference_s += run.inference_s
         crops = len(chunk.video) // len(chunk.windows)
-        self.views.extend(run.views[i : i + crops] for i in range(0, len(run.views), crops))
+        views = [run.views[i : i + crops] for i in range(0, len(run.views), crops)]
         self.rotation = chunk.rotation
+        if self.sink is not None:
+            await self.sink(chunk.first, chunk.windows, views, chunk.rotation)
+        else:
+            self.views.extend(views)
+        self.done += len(views)
         if self.progress is not None and self.info is not None:
-            await self.progress(len(self.views), len(self.info.windows))
+            await self.progress(self.done, len(self.info.windows))

@@ -31,6 +31,14 @@ class NotFound(ServiceError):
     status, kind = 404, "not_found"
 
 
+class Conflict(ServiceError):
+    status, kind = 409, "conflict"
+
+
+class ModelConflict(ServiceError):
+    status, kind = 409, "model_mismatch"
+
+
 class RequestTimeout(ServiceError):
     status, kind = 408, "request_timeout"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -26,6 +27,7 @@ from media import VideoError
 from ..engine import Decoder, Engine
 from ..engine.errors import Overloaded, ServiceError, as_service_error
 from ..engine.timeline import TimelineOptions
+from ..library import Indexer
 from .spool import Spool
 from .store import TERMINAL, Job, JobStore
 
@@ -46,15 +48,23 @@ class JobLimits:
 
 class JobRunner:
     def __init__(
-        self, engine: Engine, store: JobStore, spool: Spool, decoder: Decoder, limits: JobLimits
+        self,
+        engine: Engine,
+        store: JobStore,
+        spool: Spool,
+        decoder: Decoder,
+        limits: JobLimits,
+        indexer: Indexer | None = None,
     ) -> None:
         self.engine, self.store, self.spool, self.decoder = engine, store, spool, decoder
         self.limits = limits
+        self.indexer = indexer or Indexer(engine, None, "no library is configured")
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._running: dict[str, asyncio.Task] = {}
         self._cancelled: set[str] = set()
         self._listeners: dict[str, set[asyncio.Queue]] = {}
+        self._pending: set[asyncio.Task] = set()
 
     # ---- life ------------------------------------------------------------------------------
 
@@ -81,21 +91,35 @@ class JobRunner:
         for job in self.store.running(stale_before=time.time() - LEASE_S):
             if job.id in self._running:
                 continue
+            error = None
             if job.attempts >= MAX_ATTEMPTS:
-                self.store.finish(job.id, "failed", self.limits.ttl_s, error={
-                    "error": "interrupted",
-                    "detail": f"the server stopped during this job {job.attempts} times; "
-                              "it is not tried again",
-                })  # fmt: skip
-                self.spool.discard(job.video_path)
+                error = {"error": "interrupted",
+                         "detail": f"the server stopped during this job {job.attempts} times; "
+                                   "it is not tried again"}  # fmt: skip
             elif not Path(job.video_path).is_file():
-                self.store.finish(job.id, "failed", self.limits.ttl_s, error={
+                error = {
                     "error": "interrupted",
                     "detail": "the server stopped during this job and its upload is gone",
-                })  # fmt: skip
+                }
+            if error is not None:
+                self.store.finish(job.id, "failed", self.limits.ttl_s, error=error)
+                self.spool.discard(job.video_path)
+                if job.kind == "index":
+                    self._later(self.indexer.finish(job.id, "failed", error, None))
             else:
-                log.warning("job %s was interrupted; it runs again from the start", job.id)
+                # A timeline starts over; an index resumes after its last stored window.
+                log.warning("job %s was interrupted; it runs again", job.id)
                 self.store.requeue(job.id)
+
+    def _later(self, work) -> None:
+        """Library bookkeeping from synchronous code: run on the loop when there is one."""
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:
+            work.close()
+            return
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def sweep(self) -> None:
         """Delete jobs past their TTL, and spooled files no unfinished job refers to."""
@@ -144,9 +168,16 @@ class JobRunner:
             )
 
     def submit(
-        self, job_id: str, path: Path, size: int, labels: list[str] | None, options: TimelineOptions
+        self,
+        job_id: str,
+        path: Path,
+        size: int,
+        labels: list[str] | None,
+        options: TimelineOptions,
+        kind: str = "timeline",
     ) -> Job:
-        job = Job(job_id, "queued", time.time(), asdict(options), str(path), size, labels)
+        job = Job(job_id, "queued", time.time(), asdict(options), str(path), size, labels,
+                  kind=kind)  # fmt: skip
         self.store.add(job)
         self._wake.set()
         self._publish(job.id)
@@ -170,6 +201,8 @@ class JobRunner:
         self._cancelled.add(job_id)
         if self.store.finish(job_id, "cancelled", self.limits.ttl_s):
             self.spool.discard(job.video_path)
+            if job.kind == "index":
+                await self.indexer.finish(job_id, "cancelled", None, None)
         task = self._running.get(job_id)
         if task is not None:
             task.cancel()
@@ -236,12 +269,23 @@ class JobRunner:
             if state != "running":  # cancelled, here or by another process
                 raise asyncio.CancelledError
 
+        error = None
         try:
-            answer = await self.engine.timeline(
-                b"", job.labels, TimelineOptions(**job.options), path=Path(job.video_path),
-                decoder=self.decoder, progress=progress, max_duration_s=self.limits.max_duration_s,
-            )  # fmt: skip
-            body = await asyncio.to_thread(answer.model_dump_json, exclude_none=True)
+            options = TimelineOptions(**job.options)
+            if job.kind == "index":
+                stored = await self.indexer.index(
+                    job.id, Path(job.video_path), options, self.decoder, progress,
+                    self.limits.max_duration_s,
+                )  # fmt: skip
+                self.spool.hand_over(job.video_path)  # the library keeps the file
+                await self.indexer.finish(job.id, "succeeded", None, Path(job.video_path))
+                body = json.dumps({"video_id": job.id, "windows": stored})
+            else:
+                answer = await self.engine.timeline(
+                    b"", job.labels, options, path=Path(job.video_path), decoder=self.decoder,
+                    progress=progress, max_duration_s=self.limits.max_duration_s,
+                )  # fmt: skip
+                body = await asyncio.to_thread(answer.model_dump_json, exclude_none=True)
             self.store.finish(job.id, "succeeded", self.limits.ttl_s, result=body)
         except asyncio.CancelledError:
             if job.id in self._cancelled or (self.store.get(job.id) or job).state in TERMINAL:
@@ -250,15 +294,20 @@ class JobRunner:
             raise  # the server stops
         except (ServiceError, VideoError) as err:
             failure = as_service_error(err)
-            self.store.finish(job.id, "failed", self.limits.ttl_s,
-                              error={"error": failure.kind, "detail": failure.message})  # fmt: skip
+            error = {"error": failure.kind, "detail": failure.message}
         except Exception as err:  # noqa: BLE001 - a job's failure is recorded, never raised
             log.exception("job %s failed", job.id)
-            self.store.finish(job.id, "failed", self.limits.ttl_s, error={
+            error = {
                 "error": "internal",
-                "detail": f"the server failed on this job ({type(err).__name__})",
-            })  # fmt: skip
+                "detail": f"the server failed on this job ({type(err).__name__}: {err})",
+            }
         finally:
+            self._publish(job.id)
+        if error is not None:
+            self.store.finish(job.id, "failed", self.limits.ttl_s, error=error)
+            if job.kind == "index":
+                with contextlib.suppress(Exception):
+                    await self.indexer.finish(job.id, "failed", error, None)
             self._publish(job.id)
         current = self.store.get(job.id)
         if current is not None and current.finished_state:

@@ -55,6 +55,11 @@ class Spool:
                 os.unlink(path)
             raise
 
+    def hand_over(self, path: Path | str) -> None:
+        """The file leaves the spool's care (moved elsewhere): no longer counted."""
+        with contextlib.suppress(OSError):
+            self.held = max(0, self.held - Path(path).stat().st_size)
+
     def discard(self, path: Path | str) -> None:
         path = Path(path)
         with contextlib.suppress(OSError):

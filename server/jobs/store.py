@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created);
 """
 _COLUMNS = ("id", "state", "created", "started", "finished", "expires", "options", "labels",
-            "video_path", "video_bytes", "done", "total", "attempts", "result", "error")  # fmt: skip
+            "video_path", "video_bytes", "done", "total", "attempts", "result", "error",
+            "kind")  # fmt: skip
+KINDS = ("timeline", "index")  # a timeline as the result, or the windows into the library
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Job:
     attempts: int = 0
     result: str | None = None  # the answer's JSON, as served
     error: dict[str, str] | None = None  # {"error": kind, "detail": message}
+    kind: str = "timeline"
 
     @property
     def finished_state(self) -> bool:
@@ -89,6 +92,10 @@ class JobStore:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
             if "heartbeat" not in columns:  # a database from before leases
                 self._db.execute("ALTER TABLE jobs ADD COLUMN heartbeat REAL")
+            if "kind" not in columns:  # a database from before the library
+                self._db.execute(
+                    "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'timeline'"
+                )
 
     def close(self) -> None:
         with self._lock:
@@ -114,20 +121,26 @@ class JobStore:
             (job.id, job.state, job.created, job.started, job.finished, job.expires,
              json.dumps(job.options), json.dumps(job.labels) if job.labels else None,
              job.video_path, job.video_bytes, job.done, job.total, job.attempts, job.result,
-             json.dumps(job.error) if job.error else None),
+             json.dumps(job.error) if job.error else None, job.kind),
         )  # fmt: skip
 
     def get(self, job_id: str) -> Job | None:
         return self._one(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,))
 
-    def recent(self, state: str | None = None, limit: int = 100) -> list[Job]:
-        cols = ", ".join(c for c in _COLUMNS if c != "result") + ", NULL"
+    def recent(
+        self, state: str | None = None, limit: int = 100, kind: str = "timeline"
+    ) -> list[Job]:
+        """Newest first, without their results."""
+        cols = ", ".join("NULL" if c == "result" else c for c in _COLUMNS)
         if state:
             return self._all(
-                f"SELECT {cols} FROM jobs WHERE state = ? ORDER BY created DESC LIMIT ?",
-                (state, limit),
+                f"SELECT {cols} FROM jobs WHERE state = ? AND kind = ? ORDER BY created DESC "
+                "LIMIT ?",
+                (state, kind, limit),
             )
-        return self._all(f"SELECT {cols} FROM jobs ORDER BY created DESC LIMIT ?", (limit,))
+        return self._all(
+            f"SELECT {cols} FROM jobs WHERE kind = ? ORDER BY created DESC LIMIT ?", (kind, limit)
+        )
 
     def claim(self) -> Job | None:
         """The oldest queued job, now running (one atomic statement)."""

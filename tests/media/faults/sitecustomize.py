@@ -34,9 +34,9 @@ import media.windows  # noqa: E402
 _chunks = media.windows.WindowedVideo.chunks
 
 
-def _slow_chunks(self, per_chunk):
+def _slow_chunks(self, per_chunk, first=0):
     delay = float(os.environ.get("ALT_FAULT_CHUNK_DELAY_S", "0"))
-    for chunk in _chunks(self, per_chunk):
+    for chunk in _chunks(self, per_chunk, first):
         time.sleep(delay)
         yield chunk
 

@@ -1,0 +1,139 @@
+"""Answers from stored windows, without decoding: a video's timeline for any label set,
+and the moments that match a text.
+
+A timeline is `build_timeline` over the stored views, the very arrays a job's timeline is
+built from, so a stored video relabelled with a job's labels and options answers the
+job's timeline. A search ranks windows by the mean cosine of their views with the text
+(the timeline's `similarity`), then merges the windows of one video that follow each other
+or overlap into one moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from media.windows import Window, WindowedInfo
+
+from ..engine.backends import ModelInfo
+from ..engine.schemas import TimelineRecognition
+from ..engine.timeline import MAX_ENTITY_TIMES, TimelineOptions, build_timeline
+from .store import StoredWindows, VideoRow
+
+ENTITIES_PER_MOMENT = 5
+
+
+def stored_timeline(
+    info: ModelInfo,
+    video: VideoRow,
+    windows: StoredWindows,
+    labels: Sequence[str],
+    label_emb: np.ndarray,
+    options: TimelineOptions,
+    elapsed_s: float,
+) -> TimelineRecognition:
+    facts = video.facts
+    planned = tuple(
+        Window(float(a), float(b), (), tuple(float(t) for t in times))
+        for a, b, times in zip(windows.start_s, windows.end_s, windows.times_s)
+    )
+    windowed = WindowedInfo(
+        duration_s=facts["duration_s"], fps=facts["fps"], width=facts["coded_width"],
+        height=facts["coded_height"], num_frames=facts["frames"], windows=planned,
+        shots=tuple(tuple(s) for s in facts.get("shots", ())),
+        warnings=tuple(facts.get("warnings", ())),
+    )  # fmt: skip
+    timings = {"decode_s": 0.0, "queue_s": 0.0, "inference_s": 0.0, "total_s": elapsed_s}
+    return build_timeline(
+        info, windowed, facts.get("rotation", 0), windows.clip_results(), labels, label_emb,
+        options, timings,
+    )  # fmt: skip
+
+
+def query_scores(
+    views: np.ndarray, query: np.ndarray, others: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """views `(W, V, D)`, the query's embedding `(D,)`, the model's own labels `(L, D)` ->
+    per window the probability of the query against those labels and the query's mean
+    cosine over the views, `(W,)` each."""
+    sim = views @ query  # (W, V)
+    logits = scale * np.concatenate([sim[..., None], views @ others.T], axis=2)  # (W, V, 1+L)
+    logits -= logits.max(axis=2, keepdims=True)
+    probs = np.exp(logits)
+    probs = probs[..., 0] / probs.sum(axis=2)
+    return probs.mean(axis=1), sim.mean(axis=1)
+
+
+def moments(
+    rows: Sequence[dict[str, Any]],
+    arrays: StoredWindows,
+    query: np.ndarray,
+    others: np.ndarray,
+    info: ModelInfo,
+    k: int,
+    min_similarity: float | None,
+) -> list[dict[str, Any]]:
+    """The best `k` moments among candidate windows (`rows`, with their `arrays`).
+
+    Windows of one video that follow each other (consecutive indices) or overlap form one
+    moment: it spans them, is ranked by its best window (its `score` and `similarity`) and
+    names the entities aligned over all of them."""
+    if not rows:
+        return []
+    score, similarity = query_scores(arrays.views, query, others, info.logit_scale)
+    keep = [
+        i for i in range(len(rows)) if min_similarity is None or similarity[i] >= min_similarity
+    ]
+    by_video: dict[str, list[int]] = {}
+    for i in keep:
+        by_video.setdefault(rows[i]["video_id"], []).append(i)
+    found = []
+    for video_id, members in by_video.items():
+        members.sort(key=lambda i: rows[i]["idx"])
+        group = [members[0]]
+        for i in members[1:]:
+            prev = rows[group[-1]]
+            if rows[i]["idx"] == prev["idx"] + 1 or rows[i]["start_s"] < prev["end_s"]:
+                group.append(i)
+                continue
+            found.append(_moment(video_id, group, rows, arrays, score, similarity, info))
+            group = [i]
+        found.append(_moment(video_id, group, rows, arrays, score, similarity, info))
+    found.sort(key=lambda m: (-m["similarity"], m["video_id"], m["start_s"]))
+    return found[:k]
+
+
+def _moment(video_id, group, rows, arrays, score, similarity, info) -> dict[str, Any]:
+    best = max(group, key=lambda i: similarity[i])
+    totals: dict[int, float] = {}
+    seen: dict[int, set[float]] = {}
+    count = len(group) * arrays.entity_ids.shape[1]
+    for i in group:
+        for v in range(arrays.entity_ids.shape[1]):
+            for eid, s in zip(
+                arrays.entity_ids[i, v].tolist(), arrays.entity_scores[i, v].tolist()
+            ):
+                totals[eid] = totals.get(eid, 0.0) + s / count
+        for t, regions in enumerate(arrays.regions[i]):
+            for eid in set(regions.tolist()):
+                seen.setdefault(eid, set()).add(float(arrays.times_s[i, t]))
+    ranked = sorted((e for e in totals if totals[e] > 0), key=lambda e: -totals[e])
+    entities = []
+    for eid in ranked[:ENTITIES_PER_MOMENT]:
+        times = sorted(seen.get(eid, ()))
+        if len(times) > MAX_ENTITY_TIMES:
+            pick = np.linspace(0, len(times) - 1, MAX_ENTITY_TIMES).round().astype(int)
+            times = [times[j] for j in pick]
+        entities.append({"name": info.entity_names[eid], "score": round(totals[eid], 6),
+                         "times_s": times})  # fmt: skip
+    return {
+        "video_id": video_id,
+        "start_s": round(min(rows[i]["start_s"] for i in group), 3),
+        "end_s": round(max(rows[i]["end_s"] for i in group), 3),
+        "score": round(float(score[best]), 6),
+        "similarity": round(float(similarity[best]), 6),
+        "windows": len(group),
+        "entities": entities,
+    }

@@ -1,0 +1,460 @@
+"""The library on disk: LanceDB tables in a folder or under an object-store URI.
+
+Three tables:
+- `meta`: one row, the fingerprint of the model that built the library and the shapes of
+  its rows. A library answers only with that model (`ModelMismatch` otherwise).
+- `videos`: one row per video: its name, where its file is, its indexing state, the facts
+  and options it was indexed with.
+- `windows`: one row per window of a video: its times, the embedding of each view, the
+  mean of the views (`vector`, what search ranks by: its dot product with a text embedding
+  is the views' mean cosine, the timeline's similarity), the aligned entities of each view
+  and the entity of every region of the first view (for the times an entity was seen).
+
+A video's windows are appended a chunk at a time as the model answers them; an append is
+one atomic commit, so after a crash the stored windows are a prefix of the video's and
+indexing resumes after the last one. Search is exact (a flat scan) until the table holds
+`index_rows` rows, then through an IVF-PQ index refined with exact distances; rows added
+since the index was built are searched flat beside it until `optimize` folds them in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine.backends import ClipResult
+from .fingerprint import Fingerprint
+
+# The columns a window's arrays are read from (`StoredWindows`).
+_ARRAYS = ("start_s", "end_s", "times_s", "views", "entity_ids", "entity_scores", "regions")
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # video ids: quoted into filters, so checked
+
+
+class ModelMismatch(Exception):
+    """The library was built by another model."""
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Per-window array shapes, fixed by the model: views, embedding width, entities per
+    view, frames per window, regions per frame."""
+
+    views: int
+    dim: int
+    entities: int
+    frames: int
+    regions: int
+
+
+@dataclass
+class VideoRow:
+    id: str
+    name: str
+    media: str  # the video file ("" when the library keeps none)
+    state: str  # queued | running | succeeded | failed | cancelled
+    created: float
+    options: dict[str, Any]
+    facts: dict[str, Any] = field(default_factory=dict)  # duration, fps, size, windows, ...
+    error: dict[str, str] | None = None
+    fingerprint: str = ""
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "video_id": self.id, "name": self.name, "media": self.media, "state": self.state,
+            "created": self.created, "options": json.dumps(self.options),
+            "facts": json.dumps(self.facts), "error": json.dumps(self.error) if self.error else "",
+            "fingerprint": self.fingerprint,
+        }  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> VideoRow:
+        return cls(
+            row["video_id"], row["name"], row["media"], row["state"], row["created"],
+            json.loads(row["options"]), json.loads(row["facts"]),
+            json.loads(row["error"]) if row["error"] else None, row["fingerprint"],
+        )  # fmt: skip
+
+
+@dataclass
+class StoredWindows:
+    """A video's windows as arrays, in window order."""
+
+    start_s: np.ndarray  # (W,)
+    end_s: np.ndarray  # (W,)
+    times_s: np.ndarray  # (W, T)
+    views: np.ndarray  # (W, V, D) float32, each normalized
+    entity_ids: np.ndarray  # (W, V, K) int32
+    entity_scores: np.ndarray  # (W, V, K) float32
+    regions: np.ndarray  # (W, T, R) int32, first view
+
+    def __len__(self) -> int:
+        return len(self.start_s)
+
+    def clip_results(self) -> list[list[ClipResult]]:
+        """Each window's views as the model returned them (region maps excepted)."""
+        return [
+            [
+                ClipResult(self.views[w, v], self.entity_ids[w, v], self.entity_scores[w, v],
+                           self.regions[w], None)
+                for v in range(self.views.shape[1])
+            ]
+            for w in range(len(self))
+        ]  # fmt: skip
+
+
+def check_id(video_id: str) -> str:
+    if not _ID.match(video_id):
+        raise KeyError(video_id)
+    return video_id
+
+
+class Library:
+    """One library, opened for one model. Thread-safe: writes take a lock; reads see the
+    latest commit (every read locally, within two seconds on an object store)."""
+
+    def __init__(
+        self,
+        uri: str,
+        fingerprint: Fingerprint,
+        *,
+        index_rows: int = 100_000,
+        cache_videos: int = 32,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        # Lance logs notices (a table created, a deprecation) to stderr unless told not to.
+        os.environ.setdefault("LANCEDB_LOG", "error")
+        import lancedb  # imported here: a server without a library never loads it
+
+        self.uri = uri
+        self.fingerprint = fingerprint
+        self.index_rows = index_rows
+        self.remote = "://" in uri
+        if not self.remote:
+            Path(uri).mkdir(parents=True, exist_ok=True)
+        self._db = lancedb.connect(
+            uri,
+            read_consistency_interval=timedelta(seconds=2 if self.remote else 0),
+            storage_options=storage_options,
+        )
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[str, StoredWindows] = OrderedDict()
+        self._cache_size = cache_videos
+        self.shapes: Shapes | None = None
+        self._videos = None
+        self._windows = None
+        self._open()
+
+    # ---- tables ----------------------------------------------------------------------------
+
+    def _tables(self) -> set[str]:
+        return set(self._db.list_tables().tables)
+
+    def _open(self) -> None:
+        import pyarrow as pa
+
+        tables = self._tables()
+        if "meta" in tables:
+            row = self._db.open_table("meta").to_arrow().to_pylist()[0]
+            built_by = Fingerprint.from_json(json.loads(row["fingerprint"]))
+            if built_by.key != self.fingerprint.key:
+                raise ModelMismatch(
+                    f"the library at {self.uri} was built by {built_by.describe()}; this "
+                    f"server runs {self.fingerprint.describe()}: its embeddings do not compare "
+                    "(index the videos again into another library, ALT_LIBRARY)"
+                )
+            if row["shapes"]:
+                self.shapes = Shapes(**json.loads(row["shapes"]))
+        else:
+            self._write_meta()
+        if "videos" in tables:
+            self._videos = self._db.open_table("videos")
+        else:
+            schema = pa.schema([
+                ("video_id", pa.string()), ("name", pa.string()), ("media", pa.string()),
+                ("state", pa.string()), ("created", pa.float64()), ("options", pa.string()),
+                ("facts", pa.string()), ("error", pa.string()), ("fingerprint", pa.string()),
+            ])  # fmt: skip
+            self._videos = self._db.create_table("videos", schema=schema, exist_ok=True)
+        if "windows" in tables:
+            self._windows = self._db.open_table("windows")
+
+    def _write_meta(self) -> None:
+        import pyarrow as pa
+
+        shapes = json.dumps(self.shapes.__dict__) if self.shapes else ""
+        table = pa.table({
+            "fingerprint": [json.dumps(self.fingerprint.to_json())],
+            "shapes": [shapes],
+        })  # fmt: skip
+        self._db.create_table("meta", data=table, mode="overwrite")
+
+    def _window_schema(self, s: Shapes):
+        import pyarrow as pa
+
+        return pa.schema([
+            ("video_id", pa.string()),
+            ("idx", pa.int32()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("times_s", pa.list_(pa.float64(), s.frames)),
+            ("vector", pa.list_(pa.float32(), s.dim)),
+            ("views", pa.list_(pa.float32(), s.views * s.dim)),
+            ("entity_ids", pa.list_(pa.int32(), s.views * s.entities)),
+            ("entity_scores", pa.list_(pa.float32(), s.views * s.entities)),
+            ("regions", pa.list_(pa.int32(), s.frames * s.regions)),
+        ])  # fmt: skip
+
+    def _ensure_windows(self, shapes: Shapes):
+        if self._windows is not None:
+            if shapes != self.shapes:
+                raise ModelMismatch(
+                    f"window shapes {shapes} differ from the library's {self.shapes}"
+                )
+            return self._windows
+        self.shapes = shapes
+        self._write_meta()
+        self._windows = self._db.create_table(
+            "windows", schema=self._window_schema(shapes), exist_ok=True
+        )
+        return self._windows
+
+    # ---- videos ----------------------------------------------------------------------------
+
+    def add_video(self, video: VideoRow) -> None:
+        import pyarrow as pa
+
+        check_id(video.id)
+        video.fingerprint = self.fingerprint.key
+        with self._lock:
+            self._videos.add(pa.Table.from_pylist([video.to_row()], schema=self._videos.schema))
+
+    def update_video(self, video_id: str, **fields: Any) -> None:
+        values = {}
+        for name, value in fields.items():
+            if name in ("options", "facts"):
+                value = json.dumps(value)
+            elif name == "error":
+                value = json.dumps(value) if value else ""
+            values[name] = value
+        with self._lock:
+            self._videos.update(where=f"video_id = '{check_id(video_id)}'", values=values)
+
+    def video(self, video_id: str) -> VideoRow | None:
+        try:
+            check_id(video_id)
+        except KeyError:
+            return None
+        rows = (
+            self._videos.search().where(f"video_id = '{video_id}'").limit(1).to_arrow().to_pylist()
+        )
+        return VideoRow.from_row(rows[0]) if rows else None
+
+    def videos(self, offset: int = 0, limit: int = 100) -> list[VideoRow]:
+        """Oldest first, `limit` from `offset`."""
+        rows = self._videos.to_arrow().to_pylist()
+        rows.sort(key=lambda r: (r["created"], r["video_id"]))
+        return [VideoRow.from_row(r) for r in rows[offset : offset + limit]]
+
+    def count_videos(self) -> int:
+        return self._videos.count_rows()
+
+    def delete_video(self, video_id: str) -> bool:
+        """The video's windows, its row and its file (when the library keeps it)."""
+        video = self.video(video_id)
+        if video is None:
+            return False
+        with self._lock:
+            if self._windows is not None:
+                self._windows.delete(f"video_id = '{video_id}'")
+            self._videos.delete(f"video_id = '{video_id}'")
+            self._cache.pop(video_id, None)
+        media = self.media_folder
+        if media is not None and video.media and Path(video.media).parent == media:
+            Path(video.media).unlink(missing_ok=True)
+        return True
+
+    @property
+    def media_folder(self) -> Path | None:
+        """Where uploads indexed into the library are kept (a local library only)."""
+        return None if self.remote else Path(self.uri) / "media"
+
+    # ---- windows ---------------------------------------------------------------------------
+
+    def stored_windows(self, video_id: str) -> int:
+        """How many windows of the video are stored (always its first ones)."""
+        if self._windows is None:
+            return 0
+        return self._windows.count_rows(f"video_id = '{check_id(video_id)}'")
+
+    def add_windows(
+        self,
+        video_id: str,
+        first: int,
+        start_s: Sequence[float],
+        end_s: Sequence[float],
+        times_s: Sequence[Sequence[float]],
+        views: Sequence[Sequence[ClipResult]],
+    ) -> int:
+        """Append windows `first ..` of a video in one commit; windows already stored
+        (another runner got there first) are skipped. -> windows stored now."""
+        import pyarrow as pa
+
+        check_id(video_id)
+        emb = np.stack([np.stack([v.embedding for v in w]) for w in views]).astype(np.float32)
+        ids = np.stack([np.stack([v.entity_ids for v in w]) for w in views]).astype(np.int32)
+        scores = np.stack([np.stack([v.entity_scores for v in w]) for w in views])
+        regions = np.stack([w[0].region_entities for w in views]).astype(np.int32)  # (W, T, R)
+        n, nv, dim = emb.shape
+        shapes = Shapes(nv, dim, ids.shape[2], regions.shape[1], regions.shape[2])
+
+        def fixed(a: np.ndarray, dtype) -> pa.FixedSizeListArray:
+            flat = np.ascontiguousarray(a, dtype=dtype).reshape(n, -1)
+            return pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1])
+
+        with self._lock:
+            table = self._ensure_windows(shapes)
+            have = self.stored_windows(video_id)
+            skip = max(0, have - first)
+            if skip >= n:
+                return have
+            if have < first:
+                raise ValueError(f"windows {have}..{first - 1} of {video_id} are missing")
+            batch = pa.table({
+                "video_id": [video_id] * n,
+                "idx": np.arange(first, first + n, dtype=np.int32),
+                "start_s": np.asarray(start_s, np.float64),
+                "end_s": np.asarray(end_s, np.float64),
+                "times_s": fixed(np.asarray(times_s, np.float64), np.float64),
+                "vector": fixed(emb.mean(axis=1), np.float32),
+                "views": fixed(emb, np.float32),
+                "entity_ids": fixed(ids, np.int32),
+                "entity_scores": fixed(scores, np.float32),
+                "regions": fixed(regions, np.int32),
+            }, schema=table.schema)  # fmt: skip
+            table.add(batch.slice(skip))
+            self._cache.pop(video_id, None)
+            return first + n
+
+    def windows(self, video_id: str) -> StoredWindows:
+        """A video's stored windows (cached: a finished video's windows never change)."""
+        with self._lock:
+            hit = self._cache.get(video_id)
+            if hit is not None:
+                self._cache.move_to_end(video_id)
+                return hit
+        if self._windows is None or self.shapes is None:
+            raise KeyError(video_id)
+        table = (
+            self._windows.search()
+            .where(f"video_id = '{check_id(video_id)}'")
+            .select(["idx", *_ARRAYS])
+            .limit(None)
+            .to_arrow()
+            .sort_by("idx")
+        )
+        stored = self._arrays(table)
+        with self._lock:
+            self._cache[video_id] = stored
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return stored
+
+    def _arrays(self, table) -> StoredWindows:
+        s = self.shapes
+        assert s is not None
+        n = table.num_rows
+
+        def col(name: str, *shape: int) -> np.ndarray:
+            values = table.column(name).combine_chunks()
+            if shape:
+                values = values.flatten()
+            return values.to_numpy(zero_copy_only=False).reshape(n, *shape)
+
+        return StoredWindows(
+            col("start_s"), col("end_s"), col("times_s", s.frames),
+            col("views", s.views, s.dim), col("entity_ids", s.views, s.entities),
+            col("entity_scores", s.views, s.entities), col("regions", s.frames, s.regions),
+        )  # fmt: skip
+
+    # ---- search ----------------------------------------------------------------------------
+
+    def nearest(
+        self, query: np.ndarray, limit: int, video_id: str | None = None
+    ) -> tuple[list[dict[str, Any]], StoredWindows | None]:
+        """The `limit` windows whose mean view is most similar (dot product) to `query`
+        `(D,)`: their rows (video_id, idx, start_s, end_s, similarity) and their arrays."""
+        if self._windows is None or self.shapes is None:
+            return [], None
+        search = (
+            self._windows.search(query.astype(np.float32), vector_column_name="vector")
+            .metric("dot")
+            .select(["video_id", "idx", *_ARRAYS, "_distance"])
+            .limit(limit)
+        )
+        if self.indexed:
+            search = search.nprobes(self.nprobes).refine_factor(self.refine_factor)
+        if video_id is not None:
+            search = search.where(f"video_id = '{check_id(video_id)}'", prefilter=True)
+        table = search.to_arrow()
+        rows = [
+            {"video_id": v, "idx": i, "start_s": a, "end_s": b, "similarity": 1.0 - d}
+            for v, i, a, b, d in zip(
+                table.column("video_id").to_pylist(), table.column("idx").to_pylist(),
+                table.column("start_s").to_pylist(), table.column("end_s").to_pylist(),
+                table.column("_distance").to_pylist(),
+            )
+        ]  # fmt: skip
+        return rows, self._arrays(table)
+
+    nprobes = 32  # IVF partitions searched (of about sqrt(rows))
+    refine_factor = 8  # candidates re-ranked by exact distance, per result
+
+    @property
+    def indexed(self) -> bool:
+        if self._windows is None:
+            return False
+        return any(i.name == "vector_idx" for i in self._windows.list_indices())
+
+    def rows(self) -> int:
+        return 0 if self._windows is None else self._windows.count_rows()
+
+    def optimize(self) -> None:
+        """Fold new rows into the files and the index; build the index once the table
+        holds `index_rows` rows. Cheap when nothing changed; called after each video."""
+        if self._windows is None:
+            return
+        with self._lock:
+            rows = self._windows.count_rows()
+            if not self.indexed and rows >= self.index_rows:
+                self.build_index()
+            self._windows.optimize(cleanup_older_than=timedelta(minutes=10))
+            self._videos.optimize(cleanup_older_than=timedelta(minutes=10))
+
+    def build_index(self) -> None:
+        assert self._windows is not None and self.shapes is not None
+        rows = self._windows.count_rows()
+        dim = self.shapes.dim
+        self._windows.create_index(
+            metric="dot",
+            vector_column_name="vector",
+            index_type="IVF_PQ",
+            num_partitions=max(1, int(np.sqrt(rows))),
+            num_sub_vectors=dim // 8 if dim % 8 == 0 else 1,
+            replace=True,
+            name="vector_idx",
+        )
+
+
+def now() -> float:
+    return time.time()
