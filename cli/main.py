@@ -584,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a minutes-long smoke run, not a useful model"
     )
     default.set_defaults(func=_build_default)
+
+    from cli.library import register
+
+    register(sub, _add_model_flags, _server_settings)
     return parser
 
 

@@ -193,6 +193,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def model_dir(self) -> Path | None:
+        """The folder of the served model's files (a checkpoint or an export)."""
+        return {"torch": self.checkpoint, "fake": None}.get(self.backend, self.onnx_dir)
+
+    @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -21,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from ..engine import Backend, Engine, ErrorBody, Metrics, ModelInfo, ServiceError, decode_pool
 from ..engine.errors import ModelConflict, Unavailable
 from ..jobs import JobLimits, JobRunner, JobStore, Spool
-from ..library import Fingerprint, Indexer, Library, ModelMismatch, fingerprint
+from ..library import Indexer, Library, ModelMismatch, open_for_model
 from ..settings import Settings
 from .admission import Admission
 from .handlers import ERROR_STATUSES, install_handlers, internal_error
@@ -143,27 +141,14 @@ def create_app(
 def open_library(settings: Settings, info: ModelInfo) -> tuple[Library | None, ServiceError | None]:
     """The library for the served model, or why there is none: 409 when another model
     built it, 503 when it cannot be opened or written (`/recognize` serves regardless)."""
-    assert settings.library is not None
     try:
-        if settings.backend == "fake":
-            built_by = Fingerprint(
-                f"{info.name} {info.version}", info.clip_arch, info.dtype, "fake"
-            )
-        else:
-            model_dir = settings.checkpoint if settings.backend == "torch" else settings.onnx_dir
-            assert model_dir is not None
-            built_by = fingerprint(info.name, info.version, info.clip_arch, info.dtype, model_dir)
-        library = Library(settings.library, built_by, index_rows=settings.library_index_rows)
-        if not library.remote:  # opening reads; indexing writes: find out now
-            probe = Path(settings.library) / f".probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        return library, None
+        return open_for_model(settings.library, info, settings.backend, settings.model_dir,
+                              settings.library_index_rows), None  # fmt: skip
     except ModelMismatch as err:
         log.error("library: %s", err)
         return None, ModelConflict(str(err))
     except Exception as err:  # noqa: BLE001 - any reason a library cannot open is reported
-        reason = f"{type(err).__name__}: {err}" if not isinstance(err, OSError) else str(err)
+        reason = str(err) if isinstance(err, OSError) else f"{type(err).__name__}: {err}"
         log.error("the library is unavailable: %s (ALT_LIBRARY=%s)", reason, settings.library)
         return None, Unavailable(
             f"the library is unavailable: {reason} (ALT_LIBRARY={settings.library})"

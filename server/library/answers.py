@@ -20,9 +20,10 @@ from media.windows import Window, WindowedInfo
 from ..engine.backends import ModelInfo
 from ..engine.schemas import TimelineRecognition
 from ..engine.timeline import MAX_ENTITY_TIMES, TimelineOptions, build_timeline
-from .store import StoredWindows, VideoRow
+from .store import Library, StoredWindows, VideoRow
 
 ENTITIES_PER_MOMENT = 5
+MAX_CANDIDATES = 1000  # windows fetched per query before merging them into moments
 
 
 def stored_timeline(
@@ -137,3 +138,40 @@ def _moment(video_id, group, rows, arrays, score, similarity, info) -> dict[str,
         "windows": len(group),
         "entities": entities,
     }
+
+
+def search_moments(
+    library: Library,
+    info: ModelInfo,
+    queries: Sequence[str],
+    query_emb: np.ndarray,
+    own_emb: np.ndarray,
+    k: int,
+    video_id: str | None = None,
+    min_similarity: float | None = None,
+) -> list[dict[str, Any]]:
+    """Each query's best `k` moments, in the order of the queries, each with the query and
+    its video's name. `own_emb`: the model's own labels' embeddings (for `score`)."""
+    candidates = min(MAX_CANDIDATES, max(64, 8 * k))
+    found: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for text, vector in zip(queries, query_emb):
+        rows, arrays = library.nearest(vector, candidates, video_id)
+        if arrays is None:
+            continue
+        others = own_emb[[i for i, label in enumerate(info.default_labels) if label != text]]
+        for m in moments(rows, arrays, vector, others, info, k, min_similarity):
+            if m["video_id"] not in names:
+                row = library.video(m["video_id"])
+                names[m["video_id"]] = row.name if row else ""
+            found.append({"query": text, "name": names[m["video_id"]], **m})
+    return found
+
+
+def relabel_options(
+    video: VideoRow, smoothing: float, min_similarity: float | None, windows: bool, top_k: int
+) -> TimelineOptions:
+    """A question's options over the windows the video was indexed with."""
+    o = video.options
+    return TimelineOptions(o["window_s"], o["stride_s"], smoothing, min_similarity, o["shots"],
+                           windows, top_k)  # fmt: skip

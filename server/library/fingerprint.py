@@ -57,3 +57,12 @@ def digest_of(model_dir: Path) -> str:
 
 def fingerprint(name: str, version: str, arch: str, dtype: str, model_dir: Path) -> Fingerprint:
     return Fingerprint(f"{name} {version}", arch, dtype, digest_of(model_dir))
+
+
+def of_model(
+    name: str, version: str, arch: str, dtype: str, backend: str, model_dir: Path | None
+) -> Fingerprint:
+    """The served model's fingerprint; the weightless test backend has a fixed one."""
+    if backend == "fake" or model_dir is None:
+        return Fingerprint(f"{name} {version}", arch, dtype, backend)
+    return fingerprint(name, version, arch, dtype, model_dir)

@@ -17,7 +17,7 @@ from ...engine.labels import parse_labels
 from ...engine.schemas import TimelineRecognition
 from ...engine.timeline import TimelineOptions
 from ...jobs import JobRunner
-from ...library import Library, VideoRow, check_id, moments, stored_timeline
+from ...library import Library, VideoRow, check_id, relabel_options, search_moments, stored_timeline
 from ...library.schemas import SearchAnswer, VideoList, VideoStatus, video_status
 from ..deps import AdmissionDep, EngineDep, SettingsDep, require_key
 from ..params import TimelineDep
@@ -27,7 +27,6 @@ from .recognize import _BODY_DOC
 
 router = APIRouter(tags=["library"], dependencies=[Depends(require_key)])
 MAX_QUERIES = 16
-MAX_CANDIDATES = 1000  # windows fetched per query before merging into moments
 
 
 def get_library(request: Request) -> Library:
@@ -171,10 +170,7 @@ async def video_timeline(
     label_set = label_set or list(engine.info.default_labels)
     label_emb = await engine.model.label_embeddings(label_set)
     stored = await asyncio.to_thread(library.windows, video_id)
-    options = TimelineOptions(
-        video.options["window_s"], video.options["stride_s"], smoothing, min_similarity,
-        video.options["shots"], windows, top_k,
-    )  # fmt: skip
+    options = relabel_options(video, smoothing, min_similarity, windows, top_k)
 
     def build() -> str:
         answer = stored_timeline(engine.info, video, stored, label_set, label_emb, options,
@@ -230,23 +226,9 @@ async def search(
     emb = await engine.model.label_embeddings(queries)
     own = await engine.model.label_embeddings(list(info.default_labels))
     t2 = time.perf_counter()
-    candidates = min(MAX_CANDIDATES, max(64, 8 * k))
-
-    def find() -> list[dict]:
-        found = []
-        names: dict[str, str] = {}
-        for text, vector in zip(queries, emb):
-            rows, arrays = library.nearest(vector, candidates, video)
-            others = own[[i for i, label in enumerate(info.default_labels) if label != text]]
-            best = moments(rows, arrays, vector, others, info, k, min_similarity) if arrays else []
-            for m in best:
-                if m["video_id"] not in names:
-                    row = library.video(m["video_id"])
-                    names[m["video_id"]] = row.name if row else ""
-                found.append({"query": text, "name": names[m["video_id"]], **m})
-        return found
-
-    found = await asyncio.to_thread(find)
+    found = await asyncio.to_thread(
+        search_moments, library, info, queries, emb, own, k, video, min_similarity
+    )
     t3 = time.perf_counter()
     body = {
         "results": found,
