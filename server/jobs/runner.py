@@ -304,10 +304,10 @@ class JobRunner:
         finally:
             self._publish(job.id)
         if error is not None:
-            self.store.finish(job.id, "failed", self.limits.ttl_s, error=error)
-            if job.kind == "index":
+            if job.kind == "index":  # the library's row first: it is read once the job ends
                 with contextlib.suppress(Exception):
                     await self.indexer.finish(job.id, "failed", error, None)
+            self.store.finish(job.id, "failed", self.limits.ttl_s, error=error)
             self._publish(job.id)
         current = self.store.get(job.id)
         if current is not None and current.finished_state:

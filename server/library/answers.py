@@ -4,8 +4,8 @@ and the moments that match a text.
 A timeline is `build_timeline` over the stored views, the very arrays a job's timeline is
 built from, so a stored video relabelled with a job's labels and options answers the
 job's timeline. A search ranks windows by the mean cosine of their views with the text
-(the timeline's `similarity`), then merges the windows of one video that follow each other
-or overlap into one moment.
+(the timeline's `similarity`), then grows each of the best windows into a moment over its
+neighbours that match about as well.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from ..engine.timeline import MAX_ENTITY_TIMES, TimelineOptions, build_timeline
 from .store import Library, StoredWindows, VideoRow
 
 ENTITIES_PER_MOMENT = 5
+# Neighbouring windows within this many nats (logit units: cosine x the model's scale) of
+# a moment's best window belong to it.
+MOMENT_NATS = 2.0
 MAX_CANDIDATES = 1000  # windows fetched per query before merging them into moments
 
 
@@ -78,36 +81,47 @@ def moments(
 ) -> list[dict[str, Any]]:
     """The best `k` moments among candidate windows (`rows`, with their `arrays`).
 
-    Windows of one video that follow each other (consecutive indices) or overlap form one
-    moment: it spans them, is ranked by its best window (its `score` and `similarity`) and
-    names the entities aligned over all of them."""
+    The best window not yet taken seeds a moment, which grows over its neighbouring
+    windows (consecutive indices of the same video) while their similarity stays within
+    `MOMENT_NATS` of the seed's, in the model's logit units: windows the model can hardly
+    tell apart on this query are one moment, a drop ends it. A seed that overlaps a moment
+    already found by half its length or more is a shoulder of that moment and is skipped.
+    Each moment is ranked by its seed (its `score` and `similarity`) and names the
+    entities aligned over all its windows."""
     if not rows:
         return []
     score, similarity = query_scores(arrays.views, query, others, info.logit_scale)
-    keep = [
-        i for i in range(len(rows)) if min_similarity is None or similarity[i] >= min_similarity
-    ]
-    by_video: dict[str, list[int]] = {}
-    for i in keep:
-        by_video.setdefault(rows[i]["video_id"], []).append(i)
-    found = []
-    for video_id, members in by_video.items():
-        members.sort(key=lambda i: rows[i]["idx"])
-        group = [members[0]]
-        for i in members[1:]:
-            prev = rows[group[-1]]
-            if rows[i]["idx"] == prev["idx"] + 1 or rows[i]["start_s"] < prev["end_s"]:
-                group.append(i)
-                continue
-            found.append(_moment(video_id, group, rows, arrays, score, similarity, info))
-            group = [i]
-        found.append(_moment(video_id, group, rows, arrays, score, similarity, info))
-    found.sort(key=lambda m: (-m["similarity"], m["video_id"], m["start_s"]))
-    return found[:k]
+    margin = MOMENT_NATS / info.logit_scale
+    at = {(r["video_id"], r["idx"]): i for i, r in enumerate(rows)}
+    taken: set[int] = set()
+    found: list[dict[str, Any]] = []
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for seed in np.argsort(-similarity, kind="stable").tolist():
+        if len(found) == k:
+            break
+        row = rows[seed]
+        if seed in taken or (min_similarity is not None and similarity[seed] < min_similarity):
+            continue
+        a, b = row["start_s"], row["end_s"]
+        if any(min(b, e) - max(a, s) >= (b - a) / 2 for s, e in spans.get(row["video_id"], ())):
+            continue
+        group = [seed]
+        for step in (-1, 1):
+            idx = row["idx"] + step
+            while (j := at.get((row["video_id"], idx))) is not None and j not in taken:
+                if similarity[j] < similarity[seed] - margin:
+                    break
+                group.append(j)
+                idx += step
+        taken.update(group)
+        group.sort(key=lambda i: rows[i]["idx"])
+        moment = _moment(row["video_id"], group, seed, rows, arrays, score, similarity, info)
+        spans.setdefault(row["video_id"], []).append((moment["start_s"], moment["end_s"]))
+        found.append(moment)
+    return found
 
 
-def _moment(video_id, group, rows, arrays, score, similarity, info) -> dict[str, Any]:
-    best = max(group, key=lambda i: similarity[i])
+def _moment(video_id, group, best, rows, arrays, score, similarity, info) -> dict[str, Any]:
     totals: dict[int, float] = {}
     seen: dict[int, set[float]] = {}
     count = len(group) * arrays.entity_ids.shape[1]

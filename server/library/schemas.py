@@ -89,8 +89,12 @@ def _facts(facts: dict) -> StoredVideoFacts | None:
     )  # fmt: skip
 
 
-def video_status(video: VideoRow, state: str, done: int, total: int) -> VideoStatus:
+def video_status(
+    video: VideoRow, state: str, done: int, total: int, error: dict | None = None
+) -> VideoStatus:
+    """`state`, `done`, `total`, `error`: the indexing job's while it has one."""
     total = total or video.facts.get("windows", 0)
+    error = error or video.error
     if state == "succeeded":
         done = total
     links = {"self": f"/videos/{video.id}", "events": f"/jobs/{video.id}/events"}
@@ -114,6 +118,6 @@ def video_status(video: VideoRow, state: str, done: int, total: int) -> VideoSta
             stride_s=video.options["stride_s"],
             shots=video.options["shots"],
         ),  # fmt: skip
-        error=ErrorBody(**video.error) if video.error else None,
+        error=ErrorBody(**error) if error else None,
         links=links,
     )

@@ -55,7 +55,7 @@ def _status(jobs: JobRunner | None, video: VideoRow) -> VideoStatus:
     """The library's row, with the state and progress of its indexing job while it has one."""
     job = jobs.get(video.id) if jobs is not None else None
     if job is not None and job.kind == "index" and job.state != "succeeded":
-        return video_status(video, job.state, job.done, job.total)
+        return video_status(video, job.state, job.done, job.total, job.error)
     return video_status(video, video.state, 0, 0)
 
 
@@ -196,7 +196,10 @@ async def search(
     engine: EngineDep,
     settings: SettingsDep,
     q: Annotated[list[str], Query(description="what to find; repeat for several queries")],
-    k: Annotated[int, Query(ge=1, description="moments per query (ALT_MAX_SEARCH_K)")] = 10,
+    k: Annotated[
+        int | None,
+        Query(ge=1, description="moments per query (default 10, at most ALT_MAX_SEARCH_K)"),
+    ] = None,
     video: Annotated[str | None, Query(description="search this video only")] = None,
     min_similarity: Annotated[float | None, Query(ge=-1, le=1)] = None,
 ) -> Response:
@@ -213,6 +216,7 @@ async def search(
     if any(len(text) > settings.max_query_chars for text in queries):
         raise BadRequest(f"q is longer than {settings.max_query_chars} characters "
                          "(ALT_MAX_QUERY_CHARS)")  # fmt: skip
+    k = min(10, settings.max_search_k) if k is None else k
     if k > settings.max_search_k:
         raise BadRequest(f"k={k} is over the limit of {settings.max_search_k} (ALT_MAX_SEARCH_K)")
     if video is not None:

@@ -28,7 +28,9 @@ def _faulty_decode_clip(source, *args, **kwargs):
 media.decode.decode_clip = _faulty_decode_clip
 
 # Windows (long videos): with ALT_FAULT_CHUNK_DELAY_S set, every chunk of windows takes that
-# much longer to decode, so a job can be watched, cancelled or interrupted mid-way.
+# much longer to decode, so a job can be watched, cancelled or interrupted mid-way. With
+# ALT_FAULT_FIRST_LOG set, each run over a video's windows appends the window it starts
+# from to that file (a resumed index starts after its stored windows).
 import media.windows  # noqa: E402
 
 _chunks = media.windows.WindowedVideo.chunks
@@ -36,6 +38,10 @@ _chunks = media.windows.WindowedVideo.chunks
 
 def _slow_chunks(self, per_chunk, first=0):
     delay = float(os.environ.get("ALT_FAULT_CHUNK_DELAY_S", "0"))
+    log = os.environ.get("ALT_FAULT_FIRST_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{first}\n")
     for chunk in _chunks(self, per_chunk, first):
         time.sleep(delay)
         yield chunk
