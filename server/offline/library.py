@@ -31,7 +31,7 @@ from ..library import (
     stored_timeline,
 )
 from ..settings import Settings
-from .collection import collect
+from .collection import Item, collect
 from .lines import canonical
 
 
@@ -60,10 +60,11 @@ def _window_options(options: TimelineOptions) -> dict:
 def index_collection(
     settings: Settings, source: str | Path, options: TimelineOptions, progress: bool = True
 ) -> IndexSummary:
-    """Index every video of `source` (a folder, a glob, a CSV) into the settings' library:
+    """Index every video of `source` (a file, a folder, a glob, a CSV) into the library:
     as many videos at once as there are decode workers, each a chunk of windows at a time
     on the shared model, every chunk stored as it comes."""
-    items = collect(source)
+    one = Path(source)
+    items = [Item(str(one))] if one.is_file() and one.suffix.lower() != ".csv" else collect(source)
     summary = IndexSummary(videos=len(items))
 
     async def go() -> None:

@@ -1,0 +1,72 @@
+"""`alt index`, `alt search`, `alt timeline`: a folder indexed once (again: skipped; with
+other windows: indexed again), searched, and relabelled from the command line, with the
+answers `alt recognize --timeline` gives."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+
+from cli.main import main
+from tests.server.test_library import _close
+from tests.videos import moving_square_video
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _alt(*args: str) -> Ran:
+    """`alt ARGS` in this process (torch is loaded once for the whole test)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+            if not isinstance(stop.code, int):
+                print(stop.code, file=err)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def test_a_folder_is_indexed_once_then_searched_and_relabelled(tmp_path, tiny_checkpoint):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(3):
+        moving_square_video(folder / f"clip{i}.mp4", frames=90, seed=i)  # 3.6 s each
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 40)
+    model = ("--checkpoint", str(tiny_checkpoint), "--library", str(tmp_path / "lib"))
+
+    first = _alt("index", str(folder), *model, "--window-s", "2", "--quiet")
+    again = _alt("index", str(folder / "clip*.mp4"), *model, "--window-s", "2", "--quiet")
+    wider = _alt("index", str(folder / "clip0.mp4"), *model, "--window-s", "3", "--quiet")
+    found = _alt("search", "jumping", "waving", *model, "-k", "2")
+    alone = _alt("search", "jumping", *model, "--video", str(folder / "clip1.mp4"))
+    stored = _alt("timeline", str(folder / "clip2.mp4"), *model, "--labels", "a", "b", "--windows")
+    fresh = _alt("recognize", str(folder / "clip2.mp4"), "--checkpoint", str(tiny_checkpoint),
+                 "--labels", "a", "b", "--timeline", "--window-s", "2", "--windows")  # fmt: skip
+    missing = _alt("timeline", str(tmp_path / "nothing.mp4"), *model)
+    bad_k = _alt("search", "jumping", *model, "-k", "0")
+
+    assert first.returncode == 1, first.stderr  # the broken file is an error
+    assert json.loads(first.stdout) == {"videos": 4, "indexed": 3, "skipped": 0, "errors": 1,
+                                        "library": str(tmp_path / "lib")}  # fmt: skip
+    assert again.returncode == 0 and json.loads(again.stdout)["skipped"] == 3
+    assert json.loads(wider.stdout)["indexed"] == 1  # other windows: indexed again
+    moments = [json.loads(line) for line in found.stdout.splitlines()]
+    assert [m["query"] for m in moments] == ["jumping"] * 2 + ["waving"] * 2, found.stderr
+    assert all(m["name"].startswith("clip") and m["entities"] for m in moments)
+    only = [json.loads(line) for line in alone.stdout.splitlines()]
+    assert only and {m["name"] for m in only} == {"clip1.mp4"}
+    assert stored.returncode == 0 and fresh.returncode == 0, stored.stderr + fresh.stderr
+    a, b = json.loads(stored.stdout), json.loads(fresh.stdout)
+    for answer in (a, b):
+        answer.pop("timings")
+    _close(a, b)
+    assert missing.returncode == 1 and "not in the library" in missing.stderr
+    assert bad_k.returncode != 0 and "-k" in bad_k.stderr
