@@ -131,8 +131,8 @@ def _moment(video_id, group, best, rows, arrays, score, similarity, info) -> dic
                 arrays.entity_ids[i, v].tolist(), arrays.entity_scores[i, v].tolist()
             ):
                 totals[eid] = totals.get(eid, 0.0) + s / count
-        for t, regions in enumerate(arrays.regions[i]):
-            for eid in set(regions.tolist()):
+        for t, regions in enumerate(arrays.regions(i)):
+            for eid in set(regions.tolist()) - {-1}:
                 seen.setdefault(eid, set()).add(float(arrays.times_s[i, t]))
     ranked = sorted((e for e in totals if totals[e] > 0), key=lambda e: -totals[e])
     entities = []

@@ -5,10 +5,14 @@ Three tables:
   its rows. A library answers only with that model (`ModelMismatch` otherwise).
 - `videos`: one row per video: its name, where its file is, its indexing state, the facts
   and options it was indexed with.
-- `windows`: one row per window of a video: its times, the embedding of each view, the
-  mean of the views (`vector`, what search ranks by: its dot product with a text embedding
-  is the views' mean cosine, the timeline's similarity), the aligned entities of each view
-  and the entity of every region of the first view (for the times an entity was seen).
+- `windows`: one row per window of a video: its frames' times, the mean of its views'
+  embeddings (`vector`, what search ranks by: its dot product with a text embedding is the
+  views' mean cosine, the timeline's similarity), each view's embedding when there are
+  several (`views`), the aligned entities of each view with their area shares, and for
+  each of those entities the frames of the first view in which a region was aligned to it
+  (`seen`, a bit per frame). That is everything a timeline and its explanations are built
+  from; the entity of every region is not kept (a B/16 window's 800 regions would be most
+  of its bytes), only where each listed entity was seen.
 
 A video's windows are appended a chunk at a time as the model answers them; an append is
 one atomic commit, so after a crash the stored windows are a prefix of the video's and
@@ -37,7 +41,8 @@ from ..engine.backends import ClipResult
 from .fingerprint import Fingerprint
 
 # The columns a window's arrays are read from (`StoredWindows`).
-_ARRAYS = ("start_s", "end_s", "times_s", "views", "entity_ids", "entity_scores", "regions")
+_ARRAYS = ("start_s", "end_s", "times_s", "vector", "entity_ids", "entity_scores", "seen")
+MAX_FRAMES = 64  # frames per window a `seen` bit mask holds
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # video ids: quoted into filters, so checked
 
 
@@ -48,13 +53,12 @@ class ModelMismatch(Exception):
 @dataclass(frozen=True)
 class Shapes:
     """Per-window array shapes, fixed by the model: views, embedding width, entities per
-    view, frames per window, regions per frame."""
+    view, frames per window."""
 
     views: int
     dim: int
     entities: int
     frames: int
-    regions: int
 
 
 @dataclass
@@ -96,21 +100,29 @@ class StoredWindows:
     views: np.ndarray  # (W, V, D) float32, each normalized
     entity_ids: np.ndarray  # (W, V, K) int32
     entity_scores: np.ndarray  # (W, V, K) float32
-    regions: np.ndarray  # (W, T, R) int32, first view
+    seen: np.ndarray  # (W, V, K) int64: bit t set when the entity was aligned in frame t
 
     def __len__(self) -> int:
         return len(self.start_s)
 
+    def regions(self, w: int) -> np.ndarray:
+        """(T, V*K) int32: in each frame, the listed entities aligned there (-1 elsewhere).
+        Which entities a frame shows is all that timelines and moments read of regions."""
+        ids = self.entity_ids[w].reshape(-1)
+        bits = (self.seen[w].reshape(-1)[None, :] >> np.arange(len(self.times_s[w]))[:, None]) & 1
+        return np.where(bits == 1, ids[None, :], -1).astype(np.int32)
+
     def clip_results(self) -> list[list[ClipResult]]:
         """Each window's views as the model returned them (region maps excepted)."""
-        return [
-            [
+        out = []
+        for w in range(len(self)):
+            regions = self.regions(w)
+            out.append([
                 ClipResult(self.views[w, v], self.entity_ids[w, v], self.entity_scores[w, v],
-                           self.regions[w], None)
+                           regions, None)
                 for v in range(self.views.shape[1])
-            ]
-            for w in range(len(self))
-        ]  # fmt: skip
+            ])  # fmt: skip
+        return out
 
 
 def check_id(video_id: str) -> str:
@@ -202,18 +214,20 @@ class Library:
     def _window_schema(self, s: Shapes):
         import pyarrow as pa
 
-        return pa.schema([
+        fields = [
             ("video_id", pa.string()),
             ("idx", pa.int32()),
             ("start_s", pa.float64()),
             ("end_s", pa.float64()),
             ("times_s", pa.list_(pa.float64(), s.frames)),
             ("vector", pa.list_(pa.float32(), s.dim)),
-            ("views", pa.list_(pa.float32(), s.views * s.dim)),
             ("entity_ids", pa.list_(pa.int32(), s.views * s.entities)),
             ("entity_scores", pa.list_(pa.float32(), s.views * s.entities)),
-            ("regions", pa.list_(pa.int32(), s.frames * s.regions)),
-        ])  # fmt: skip
+            ("seen", pa.list_(pa.int64(), s.views * s.entities)),
+        ]
+        if s.views > 1:  # one view is the vector itself
+            fields.append(("views", pa.list_(pa.float32(), s.views * s.dim)))
+        return pa.schema(fields)
 
     def _ensure_windows(self, shapes: Shapes):
         if self._windows is not None:
@@ -314,9 +328,15 @@ class Library:
         emb = np.stack([np.stack([v.embedding for v in w]) for w in views]).astype(np.float32)
         ids = np.stack([np.stack([v.entity_ids for v in w]) for w in views]).astype(np.int32)
         scores = np.stack([np.stack([v.entity_scores for v in w]) for w in views])
-        regions = np.stack([w[0].region_entities for w in views]).astype(np.int32)  # (W, T, R)
+        regions = np.stack([w[0].region_entities for w in views])  # (W, T, R), first view
         n, nv, dim = emb.shape
-        shapes = Shapes(nv, dim, ids.shape[2], regions.shape[1], regions.shape[2])
+        frames = regions.shape[1]
+        if frames > MAX_FRAMES:
+            raise ValueError(f"{frames} frames per window; the library holds {MAX_FRAMES}")
+        shapes = Shapes(nv, dim, ids.shape[2], frames)
+        # (W, V, K, T): is entity (v, k) among frame t's regions -> one bit per frame
+        present = (regions[:, None, None, :, :] == ids[:, :, :, None, None]).any(axis=4)
+        seen = (present.astype(np.int64) << np.arange(frames, dtype=np.int64)).sum(axis=3)
 
         def fixed(a: np.ndarray, dtype) -> pa.FixedSizeListArray:
             flat = np.ascontiguousarray(a, dtype=dtype).reshape(n, -1)
@@ -330,18 +350,20 @@ class Library:
                 return have
             if have < first:
                 raise ValueError(f"windows {have}..{first - 1} of {video_id} are missing")
-            batch = pa.table({
+            columns = {
                 "video_id": [video_id] * n,
                 "idx": np.arange(first, first + n, dtype=np.int32),
                 "start_s": np.asarray(start_s, np.float64),
                 "end_s": np.asarray(end_s, np.float64),
                 "times_s": fixed(np.asarray(times_s, np.float64), np.float64),
                 "vector": fixed(emb.mean(axis=1), np.float32),
-                "views": fixed(emb, np.float32),
                 "entity_ids": fixed(ids, np.int32),
                 "entity_scores": fixed(scores, np.float32),
-                "regions": fixed(regions, np.int32),
-            }, schema=table.schema)  # fmt: skip
+                "seen": fixed(seen, np.int64),
+            }
+            if nv > 1:
+                columns["views"] = fixed(emb, np.float32)
+            batch = pa.table(columns, schema=table.schema)
             table.add(batch.slice(skip))
             self._cache.pop(video_id, None)
             return first + n
@@ -358,7 +380,7 @@ class Library:
         table = (
             self._windows.search()
             .where(f"video_id = '{check_id(video_id)}'")
-            .select(["idx", *_ARRAYS])
+            .select(["idx", *self._columns])
             .limit(None)
             .to_arrow()
             .sort_by("idx")
@@ -381,11 +403,17 @@ class Library:
                 values = values.flatten()
             return values.to_numpy(zero_copy_only=False).reshape(n, *shape)
 
+        views = col("views", s.views, s.dim) if s.views > 1 else col("vector", 1, s.dim)
         return StoredWindows(
-            col("start_s"), col("end_s"), col("times_s", s.frames),
-            col("views", s.views, s.dim), col("entity_ids", s.views, s.entities),
-            col("entity_scores", s.views, s.entities), col("regions", s.frames, s.regions),
+            col("start_s"), col("end_s"), col("times_s", s.frames), views,
+            col("entity_ids", s.views, s.entities), col("entity_scores", s.views, s.entities),
+            col("seen", s.views, s.entities),
         )  # fmt: skip
+
+    @property
+    def _columns(self) -> list[str]:
+        assert self.shapes is not None
+        return [*_ARRAYS, "views"] if self.shapes.views > 1 else list(_ARRAYS)
 
     # ---- search ----------------------------------------------------------------------------
 
@@ -399,7 +427,7 @@ class Library:
         search = (
             self._windows.search(query.astype(np.float32), vector_column_name="vector")
             .metric("dot")
-            .select(["video_id", "idx", *_ARRAYS, "_distance"])
+            .select(["video_id", "idx", *self._columns, "_distance"])
             .limit(limit)
         )
         if self.indexed:

@@ -120,7 +120,8 @@ def _windows(sims: list[list[float]]) -> tuple[list[dict], StoredWindows, np.nda
         views=np.array(views, np.float32)[:, None, :],
         entity_ids=np.tile(np.arange(4, dtype=np.int32), (n, 1))[:, None, :],
         entity_scores=np.tile(np.array([0.5, 0.3, 0.2, 0.0], np.float32), (n, 1))[:, None, :],
-        regions=np.tile(np.array([[0, 1], [2, 0]], np.int32), (n, 1, 1)),
+        # Frame 0 shows entities 0 and 1, frame 1 entities 2 and 0 (a bit per frame).
+        seen=np.tile(np.array([0b11, 0b01, 0b10, 0], np.int64), (n, 1))[:, None, :],
     )  # fmt: skip
     return rows, arrays, np.array([1.0, 0.0, 0.0], np.float32)
 
