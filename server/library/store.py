@@ -17,7 +17,7 @@ Three tables:
 A video's windows are appended a chunk at a time as the model answers them; an append is
 one atomic commit, so after a crash the stored windows are a prefix of the video's and
 indexing resumes after the last one. Search is exact (a flat scan) until the table holds
-`index_rows` rows, then through an IVF-PQ index refined with exact distances; rows added
+`index_rows` rows, then through an IVF index (RaBitQ codes) refined with exact distances; rows added
 since the index was built are searched flat beside it until `optimize` folds them in.
 """
 
@@ -27,7 +27,7 @@ import json
 import os
 import re
 import threading
-import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ from .fingerprint import Fingerprint
 # The columns a window's arrays are read from (`StoredWindows`).
 _ARRAYS = ("start_s", "end_s", "times_s", "vector", "entity_ids", "entity_scores", "seen")
 MAX_FRAMES = 64  # frames per window a `seen` bit mask holds
+PARTITION_ROWS = 4096  # rows per IVF partition of the ANN index
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # video ids: quoted into filters, so checked
 
 
@@ -322,21 +323,37 @@ class Library:
     ) -> int:
         """Append windows `first ..` of a video in one commit; windows already stored
         (another runner got there first) are skipped. -> windows stored now."""
-        import pyarrow as pa
-
         check_id(video_id)
         emb = np.stack([np.stack([v.embedding for v in w]) for w in views]).astype(np.float32)
         ids = np.stack([np.stack([v.entity_ids for v in w]) for w in views]).astype(np.int32)
         scores = np.stack([np.stack([v.entity_scores for v in w]) for w in views])
         regions = np.stack([w[0].region_entities for w in views])  # (W, T, R), first view
-        n, nv, dim = emb.shape
         frames = regions.shape[1]
         if frames > MAX_FRAMES:
             raise ValueError(f"{frames} frames per window; the library holds {MAX_FRAMES}")
-        shapes = Shapes(nv, dim, ids.shape[2], frames)
         # (W, V, K, T): is entity (v, k) among frame t's regions -> one bit per frame
         present = (regions[:, None, None, :, :] == ids[:, :, :, None, None]).any(axis=4)
         seen = (present.astype(np.int64) << np.arange(frames, dtype=np.int64)).sum(axis=3)
+
+        return self.append(video_id, first, start_s, end_s, times_s, emb, ids, scores, seen)
+
+    def append(
+        self,
+        video_id: str,
+        first: int,
+        start_s: Sequence[float],
+        end_s: Sequence[float],
+        times_s: Sequence[Sequence[float]],
+        emb: np.ndarray,
+        ids: np.ndarray,
+        scores: np.ndarray,
+        seen: np.ndarray,
+    ) -> int:
+        """`add_windows` as arrays: `emb` (W, V, D), `ids`, `scores`, `seen` (W, V, K)."""
+        import pyarrow as pa
+
+        n, nv, dim = emb.shape
+        shapes = Shapes(nv, dim, ids.shape[2], len(times_s[0]))
 
         def fixed(a: np.ndarray, dtype) -> pa.FixedSizeListArray:
             flat = np.ascontiguousarray(a, dtype=dtype).reshape(n, -1)
@@ -445,7 +462,7 @@ class Library:
         ]  # fmt: skip
         return rows, self._arrays(table)
 
-    nprobes = 32  # IVF partitions searched (of about sqrt(rows))
+    nprobes = 32  # IVF partitions searched (of rows / PARTITION_ROWS)
     refine_factor = 8  # candidates re-ranked by exact distance, per result
 
     @property
@@ -470,19 +487,16 @@ class Library:
             self._videos.optimize(cleanup_older_than=timedelta(minutes=10))
 
     def build_index(self) -> None:
+        """The ANN index on `vector`, and a B-tree on `video_id` (a video's windows, and the
+        count each append checks, found without a scan)."""
         assert self._windows is not None and self.shapes is not None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._windows.create_scalar_index("video_id", replace=True)
+        from lancedb.index import IvfRq
+
         rows = self._windows.count_rows()
-        dim = self.shapes.dim
-        self._windows.create_index(
-            metric="dot",
-            vector_column_name="vector",
-            index_type="IVF_PQ",
-            num_partitions=max(1, int(np.sqrt(rows))),
-            num_sub_vectors=dim // 8 if dim % 8 == 0 else 1,
-            replace=True,
-            name="vector_idx",
-        )
-
-
-def now() -> float:
-    return time.time()
+        # IVF with RaBitQ codes (1 bit per dimension), re-ranked by exact distance: built
+        # about 4x faster than IVF-PQ here at the same recall (BENCHMARKS.md, section 8).
+        config = IvfRq(distance_type="dot", num_partitions=max(1, rows // PARTITION_ROWS))
+        self._windows.create_index("vector", config=config, replace=True, name="vector_idx")
