@@ -277,7 +277,8 @@ class JobRunner:
                     job.id, Path(job.video_path), options, self.decoder, progress,
                     self.limits.max_duration_s,
                 )  # fmt: skip
-                self.spool.hand_over(job.video_path)  # the library keeps the file
+                if self.indexer.keeps_uploads:
+                    self.spool.hand_over(job.video_path)  # moved into the library below
                 await self.indexer.finish(job.id, "succeeded", None, Path(job.video_path))
                 body = json.dumps({"video_id": job.id, "windows": stored})
             else:

@@ -26,6 +26,11 @@ class Indexer:
     def __init__(self, engine: Engine, library: Library | None, problem: str = "") -> None:
         self.engine, self.library, self.problem = engine, library, problem
 
+    @property
+    def keeps_uploads(self) -> bool:
+        """An upload indexed moves into the library (a local one), to be played later."""
+        return self.library is not None and self.library.media_folder is not None
+
     def require(self) -> Library:
         if self.library is None:
             raise Unavailable(f"the library is unavailable: {self.problem}")

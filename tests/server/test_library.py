@@ -283,6 +283,47 @@ def test_a_library_refuses_a_model_of_another_digest_dtype_or_architecture(tmp_p
         assert type(err.value).__name__ == "ModelMismatch"
 
 
+@pytest.fixture
+def s3(monkeypatch):
+    """A local S3-compatible server on loopback (moto) with a bucket, and the environment
+    an S3 client reads (as a deployment sets it)."""
+    boto3 = pytest.importorskip("boto3", reason="moto[server] is a dev dependency")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_REGION": "us-east-1", "AWS_ENDPOINT": f"http://{host}:{port}",
+           "AWS_ALLOW_HTTP": "true"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT"]).create_bucket(Bucket="alt")
+    yield "s3://alt/library"
+    server.stop()
+
+
+def test_two_servers_share_one_library_on_object_storage(tmp_path, s3):
+    async def main():
+        async with InProcess(_settings(jobs_dir=tmp_path / "a", library=s3)) as a:
+            video = await _index(a, LONG, "name=shared")
+            here = (await a.get(f"/videos/{video['id']}/timeline?labels=x,y")).json()
+        async with InProcess(_settings(jobs_dir=tmp_path / "b", library=s3)) as b:
+            there = (await b.get(f"/videos/{video['id']}/timeline?labels=x,y")).json()
+            found = (await b.get("/search?q=x&k=1")).json()["results"]
+            listed = (await b.get("/videos")).json()
+        return video, here, there, found, listed
+
+    video, here, there, found, listed = asyncio.run(main())
+    assert video["state"] == "succeeded" and "media" not in video["links"]  # no file kept
+    for answer in (here, there):
+        answer.pop("timings")
+    _close(here, there)
+    assert [m["video_id"] for m in found] == [video["id"]] and found[0]["name"] == "shared"
+    assert [v["id"] for v in listed["videos"]] == [video["id"]]
+    assert not list((tmp_path / "a" / "spool").iterdir())  # the upload was not kept
+
+
 @pytest.mark.slow
 def test_a_server_killed_mid_index_resumes_after_the_last_stored_window(tmp_path):
     log = tmp_path / "firsts.log"
