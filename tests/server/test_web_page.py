@@ -195,3 +195,68 @@ def test_a_long_video_runs_as_a_job_and_shows_a_timeline(long_video, tmp_path):
             browser.close()
     finally:
         srv.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="no Chromium could be installed on this machine (apt package chromium)",
+)
+def test_the_library_view_indexes_relabels_and_plays_a_searched_moment(long_video, tmp_path):
+    """A video added to the library is listed; opening it draws its stored timeline; the
+    labels changed and Relabel redraws it from the stored windows; a search lists moments
+    whose hover names the entities and whose click plays the moment."""
+    from playwright.sync_api import sync_playwright
+
+    srv = ServerProcess({"ALT_JOBS_DIR": str(tmp_path), "ALT_MAX_BATCH_SIZE": "4"})
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=chromium(), headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--autoplay-policy=no-user-gesture-required"],
+            )  # fmt: skip
+            page = browser.new_page(viewport={"width": 1100, "height": 1200})
+            page.goto(srv.url + "/")
+            page.set_input_files("#file", str(long_video))
+            page.click("#add")
+            page.wait_for_selector("#videos button:not([disabled])", timeout=120_000)
+            assert page.inner_text("#videos li").startswith("four_actions.mp4 succeeded")
+            page.wait_for_selector("#timeline-card:not([hidden])", timeout=30_000)
+            videos = httpx.get(srv.url + "/videos").json()["videos"]
+            assert len(videos) == 1
+            vid = videos[0]["id"]
+            stored = httpx.get(srv.url + f"/videos/{vid}/timeline").json()
+            assert page.locator(".segment").count() == len(stored["timeline"])
+            assert page.locator("#relabel").is_visible()
+            # Relabelled with two labels: every lane is one of them (or "none of these").
+            page.fill("#labels", "jumping,waving")
+            page.click("#relabel")
+            page.wait_for_function(
+                "[...document.querySelectorAll('.lane-name')].every(n => "
+                "/^(jumping|waving|none)/.test(n.innerText))", timeout=10_000,
+            )  # fmt: skip
+            relabelled = httpx.get(
+                srv.url + f"/videos/{vid}/timeline", params={"labels": "jumping,waving"}
+            ).json()
+            assert page.locator(".segment").count() == len(relabelled["timeline"])
+            # Search, hover a hit, click it: the stored video plays from the moment.
+            page.fill("#labels", "")
+            query = stored["summary"][-1]["label"]
+            page.fill("#query", query)
+            page.click("#search")
+            page.wait_for_selector("#hits li.hit", timeout=10_000)
+            hits = httpx.get(srv.url + "/search", params={"q": query, "k": 10}).json()["results"]
+            assert page.locator("#hits li.hit").count() == len(hits)
+            page.hover("#hits li.hit >> nth=0")
+            assert all(e["name"] in page.inner_text("#hit-info") for e in hits[0]["entities"])
+            page.click("#hits li.hit >> nth=0")
+            page.wait_for_function(
+                "document.querySelector('#viewer').src.endsWith('/media') && "
+                f"Math.abs(document.querySelector('#viewer').currentTime - {hits[0]['start_s']}) < 0.6",
+                timeout=10_000,
+            )  # fmt: skip
+            page.screenshot(path=str(ARTIFACTS / "web-library.png"), full_page=True)
+            browser.close()
+    finally:
+        srv.stop()

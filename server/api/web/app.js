@@ -8,6 +8,7 @@ let last = null;        // the last answer
 
 function choose(file, name) {
   chosen = file;
+  $("add").disabled = false;
   const size = file.size < 1048576 ? `${Math.ceil(file.size / 1024)} KB` : `${(file.size / 1048576).toFixed(1)} MB`;
   $("drop-text").textContent = `${name || file.name} (${size})`;
   $("go").disabled = false;
@@ -267,12 +268,17 @@ function describe(segment) {
     `${(segment.score * 100).toFixed(0)}%. Aligned: ${seen.join(" · ") || "nothing"}.`;
 }
 
-function renderTimeline(data) {
+function renderTimeline(data, source) {
+  // `source`: where the video plays from (a stored video's file); else the chosen file.
   const actions = $("actions");
   actions.innerHTML = "";
   const viewer = $("viewer");
-  if (viewer.src) URL.revokeObjectURL(viewer.src);
-  viewer.src = URL.createObjectURL(chosen);
+  if (!source || viewer.dataset.source !== source) {
+    if (viewer.src.startsWith("blob:")) URL.revokeObjectURL(viewer.src);
+    viewer.src = source || URL.createObjectURL(chosen);
+    viewer.dataset.source = source || "";
+  }
+  $("relabel").hidden = !source;
   const total = data.video.duration_s || 1;
   const lanes = $("lanes");
   lanes.innerHTML = "";
