@@ -269,7 +269,7 @@ def scale_part(work: Path, windows: int, dim: int) -> list[str]:
     index = folder_bytes(root / "windows.lance" / "_indices")
     hours = windows * 2.0 / 3600  # a window every 2 s
     rows_out = [["exact (flat scan)", "-", ms(flat_ms), "1.000"]]
-    for nprobes, refine in ((8, 4), (16, 8), (32, 8), (32, 16), (64, 16)):
+    for nprobes, refine in ((8, 8), (16, 16), (16, 32), (32, 32), (32, 64)):
         library.nprobes, library.refine_factor = nprobes, refine
         took, recall = [], []
         for i, q in enumerate(queries):

@@ -47,7 +47,7 @@ def window_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """-> probabilities `(W, L[+1])` (averaged over each window's views; the last column is
     "none of these" when `floor` is set) and cosines `(W, L)`."""
-    emb = np.stack([np.stack([v.embedding for v in window]) for window in views])  # (W, V, D)
+    emb = np.array([[v.embedding for v in window] for window in views])  # (W, V, D)
     cosine = emb @ label_emb.T  # (W, V, L)
     logits = scale * cosine
     if floor is not None:
@@ -94,27 +94,29 @@ def window_bounds(windows: Sequence[Window], duration: float) -> list[tuple[floa
 def _entities(
     views: Sequence[Sequence[ClipResult]], windows: Sequence[Window], names: Sequence[str], k: int
 ) -> list[dict]:
-    """Entities over some windows: area share averaged over their views, with the times
-    of the frames (of each window's first view) in which each was aligned."""
-    totals: dict[int, float] = {}
-    count = sum(len(v) for v in views)
-    for window in views:
-        for view in window:
-            for eid, score in zip(view.entity_ids.tolist(), view.entity_scores.tolist()):
-                totals[eid] = totals.get(eid, 0.0) + score / count
-    ranked = sorted((e for e in totals if totals[e] > 0), key=lambda e: -totals[e])[:k]
+    """Entities over some windows: area share averaged over their views (ties: the entity
+    listed first), with the times of the frames (of each window's first view) in which
+    each was aligned."""
+    ids = np.array([[v.entity_ids for v in w] for w in views])  # (W, V, K)
+    scores = np.array([[v.entity_scores for v in w] for w in views])
+    totals = np.bincount(
+        ids.ravel(), weights=scores.ravel().astype(np.float64), minlength=len(names)
+    ) / (ids.shape[0] * ids.shape[1])
+    listed, first = np.unique(ids.ravel(), return_index=True)
+    listed = listed[np.argsort(first, kind="stable")]  # in the order they first appear
+    listed = listed[totals[listed] > 0]
+    ranked = listed[np.argsort(-totals[listed], kind="stable")][:k]
+    regions = np.array([w[0].region_entities for w in views])  # (W, T, R)
+    shown = (regions[..., None] == ranked[None, None, None, :]).any(axis=2)  # (W, T, ranked)
+    times = np.array([w.times_s for w in windows], np.float64)  # (W, T)
     out = []
-    for eid in ranked:
-        times: set[float] = set()
-        for window, w in zip(views, windows):
-            regions = window[0].region_entities
-            times.update(w.times_s[t] for t in range(regions.shape[0]) if (regions[t] == eid).any())
-        listed = sorted(times)
-        if len(listed) > MAX_ENTITY_TIMES:  # evenly thinned, first and last kept
-            pick = np.linspace(0, len(listed) - 1, MAX_ENTITY_TIMES).round().astype(int)
-            listed = [listed[i] for i in pick]
-        out.append({"id": eid, "name": names[eid], "score": round(totals[eid], 6),
-                    "times_s": listed})  # fmt: skip
+    for j, eid in enumerate(ranked.tolist()):
+        found = sorted(set(times[shown[:, :, j]].tolist()))
+        if len(found) > MAX_ENTITY_TIMES:  # evenly thinned, first and last kept
+            pick = np.linspace(0, len(found) - 1, MAX_ENTITY_TIMES).round().astype(int)
+            found = [found[i] for i in pick]
+        out.append({"id": eid, "name": names[eid], "score": round(float(totals[eid]), 6),
+                    "times_s": found})  # fmt: skip
     return out
 
 

@@ -179,5 +179,5 @@ def timeline(
     label_set = label_set or list(backend.info.default_labels)
     emb = encode_label_set(backend, label_set)
     options = relabel_options(row, smoothing, min_similarity, windows, top_k)
-    return stored_timeline(backend.info, row, library.windows(row.id), label_set, emb, options,
+    return stored_timeline(backend.info, row, library.windows(row.id, row.created), label_set, emb, options,
                            time.perf_counter() - t0)  # fmt: skip

@@ -159,25 +159,26 @@ async def video_timeline(
     a new label set costs its text encoding."""
     t0 = time.perf_counter()
     label_set = parse_labels(labels, settings.max_labels, settings.max_label_chars)
-    video = await asyncio.to_thread(_video, library, video_id)
-    state = _status(_jobs_or_none(request), video)
-    if state.state != "succeeded":
-        raise Conflict(
-            f"video {video_id!r} is {state.state} ({state.progress.windows_done} of "
-            f"{state.progress.windows_total} windows indexed); its timeline is answered once "
-            "it has succeeded"
-        )
     label_set = label_set or list(engine.info.default_labels)
     label_emb = await engine.model.label_embeddings(label_set)
-    stored = await asyncio.to_thread(library.windows, video_id)
-    options = relabel_options(video, smoothing, min_similarity, windows, top_k)
+    jobs = _jobs_or_none(request)
 
-    def build() -> str:
-        answer = stored_timeline(engine.info, video, stored, label_set, label_emb, options,
-                                 time.perf_counter() - t0)  # fmt: skip
-        return answer.model_dump_json(exclude_none=True)
+    def answer() -> str:  # one hop to a thread: the row, the windows, the timeline
+        video = _video(library, video_id)
+        state = _status(jobs, video)
+        if state.state != "succeeded":
+            raise Conflict(
+                f"video {video_id!r} is {state.state} ({state.progress.windows_done} of "
+                f"{state.progress.windows_total} windows indexed); its timeline is answered "
+                "once it has succeeded"
+            )
+        stored = library.windows(video_id, video.created)
+        options = relabel_options(video, smoothing, min_similarity, windows, top_k)
+        timeline = stored_timeline(engine.info, video, stored, label_set, label_emb, options, 0.0)
+        timeline.timings.total_ms = round((time.perf_counter() - t0) * 1000, 2)  # all of it
+        return timeline.model_dump_json(exclude_none=True)
 
-    return _json(await asyncio.to_thread(build))
+    return _json(await asyncio.to_thread(answer))
 
 
 @router.get("/videos/{video_id}/media", summary="The video file, for playing a moment",
