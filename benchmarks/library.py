@@ -144,7 +144,7 @@ async def video_part(work: Path) -> list[str]:
                 ["label set", "server", "client (in process)"],
                 [
                     [
-                        f"the model's {len(fresh['actions'])}+ labels, encoded",
+                        "the model's own labels, encoded",
                         ms(server),
                         ms(client),
                     ],
