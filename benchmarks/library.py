@@ -163,7 +163,7 @@ async def video_part(work: Path) -> list[str]:
     return out
 
 
-async def world_part(work: Path, videos: int) -> list[str]:
+async def world_part(work: Path, videos: int, least: int = 10) -> list[str]:
     from benchmarks.timeline import encode
     from training.generate import render_timeline
 
@@ -184,7 +184,7 @@ async def world_part(work: Path, videos: int) -> list[str]:
             await finished(c, f"/videos/{vid}")
         index_s = time.perf_counter() - t
         count = {a: sum(lab == a for s in truth.values() for *_, lab in s) for a in labels}
-        asked = [a for a in labels if count[a] >= 10]
+        asked = [a for a in labels if count[a] >= least]
         precision, took = [], []
         for action in asked:
             body = (await c.get("/search", params={"q": action, "k": 10})).json()
@@ -197,7 +197,7 @@ async def world_part(work: Path, videos: int) -> list[str]:
             precision.append(sum(hits) / 10)
     return [
         f"Generated world: {videos} videos of 12 actions x 10 s (2 min each), windows of 6 s "
-        f"every 2 s, indexed in {index_s:.0f} s; {len(asked)} actions present >= 10 times:",
+        f"every 2 s, indexed in {index_s:.0f} s; {len(asked)} actions present >= {least} times:",
         table(
             ["measure", "value"],
             [
@@ -297,7 +297,11 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--world-videos", type=int, default=18)
+    parser.add_argument("--least", type=int, default=10, help="times an action searched is present")
     parser.add_argument("--skip-video", action="store_true")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu-library.txt"
+    )
     args = parser.parse_args()
     lines = [machine(), ""]
     with tempfile.TemporaryDirectory(prefix="alt-bench-") as tmp:
@@ -305,15 +309,14 @@ def main() -> None:
         if not args.skip_video:
             lines += asyncio.run(video_part(work)) + [""]
             print("\n".join(lines), flush=True)
-        part = asyncio.run(world_part(work, args.world_videos)) + [""]
+        part = asyncio.run(world_part(work, args.world_videos, args.least)) + [""]
         print("\n".join(part), flush=True)
         lines += part
         part = scale_part(work, args.windows, args.dim)
         print("\n".join(part), flush=True)
         lines += part
-    out = ROOT / "benchmarks" / "results" / "cpu-library.txt"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {out}")
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

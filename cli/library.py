@@ -31,6 +31,13 @@ def register(
     index.add_argument("--shots", action="store_true", help="windows never straddle a cut")
     index.add_argument("--workers", type=int, help="videos decoded at once (default: the cores)")
     index.add_argument("--quiet", action="store_true")
+    index.add_argument("--ray", action="store_true",
+                       help="index as a Ray Data job (the library must be shared: a folder "
+                       "every node reaches, or an object store)")  # fmt: skip
+    index.add_argument("--ray-address", dest="ray_address",
+                       help="the cluster (default: RAY_ADDRESS, else a local one)")  # fmt: skip
+    index.add_argument("--models", type=int, default=1,
+                       help="--ray: actors indexing whole videos at once")  # fmt: skip
     index.set_defaults(func=lambda args: _index(args, settings_of))
 
     search = sub.add_parser("search", help="moments of the library's videos that match a text")
@@ -72,9 +79,13 @@ def _index(args: argparse.Namespace, settings_of) -> int:
     totals = {"videos": 0, "indexed": 0, "skipped": 0, "errors": 0}
     for source in args.inputs:
         try:
-            s = index_collection(settings, source, options, progress=not args.quiet)
+            s = index_collection(settings, source, options, progress=not args.quiet,
+                                 use_ray=args.ray, ray_address=args.ray_address,
+                                 models=args.models)  # fmt: skip
         except (InputError, ServiceError, OSError) as err:
             raise _fail("index", err) from None
+        except ImportError as err:
+            raise SystemExit(f"alt index --ray: {err}") from None
         for key in totals:
             totals[key] += getattr(s, key)
     print(json.dumps({**totals, "library": settings.library}))

@@ -49,6 +49,7 @@ class _Worker:
         self._lock = threading.Lock()
         self._active = False  # a job is in the worker's hands
         self._cancelled = False
+        self._token: threading.Event | None = None  # set when the caller gives the job up
         self.spawn()
 
     def spawn(self) -> None:
@@ -84,9 +85,15 @@ class _Worker:
             return f"signal {signal.Signals(-code).name}"
         return f"exit code {code}"
 
-    def cancel(self) -> None:
-        """Kill the job in progress (from another thread); `run` then replaces the worker."""
+    def cancel(self, token: threading.Event | None = None) -> None:
+        """Kill the job in progress (from another thread); `run` then replaces the worker.
+        With the job's `token`, a job whose thread has not begun yet is cancelled too: it
+        never starts (else it would run, for nobody, until its time limit)."""
         with self._lock:
+            if token is not None:
+                token.set()
+                if self._token is not token:
+                    return
             if self._active:
                 self._cancelled = True
                 self.proc.kill()
@@ -130,9 +137,11 @@ class _Worker:
             raise getattr(errors, reply[1], errors.CorruptVideo)(reply[2])
         return reply
 
-    def _begin(self) -> None:
+    def _begin(self, token: threading.Event | None = None) -> None:
         with self._lock:
-            self._active, self._cancelled = True, False
+            if token is not None and token.is_set():
+                raise errors.DecodeFailed("the decode was cancelled before it began")
+            self._active, self._cancelled, self._token = True, False, token
 
     def _finish(self) -> None:
         with self._lock:
@@ -146,8 +155,10 @@ class _Worker:
     def _frames(self, shape) -> np.ndarray:
         return np.frombuffer(self.slot, np.uint8, int(np.prod(shape))).reshape(shape).copy()
 
-    def run(self, job: DecodeJob, data: bytes, timeout: float) -> tuple[np.ndarray, VideoInfo]:
-        self._begin()
+    def run(
+        self, job: DecodeJob, data: bytes, timeout: float, token: threading.Event | None = None
+    ) -> tuple[np.ndarray, VideoInfo]:
+        self._begin(token)
         self._send(job, data)
         reply = self._receive(timeout)
         _, shape, info = reply
@@ -236,12 +247,14 @@ class DecodePool:
     async def decode(self, data: bytes, job: DecodeJob) -> tuple[np.ndarray, VideoInfo]:
         idle, worker = await self._acquire(job.nbytes)
         loop = asyncio.get_running_loop()
-        run = loop.run_in_executor(self._threads, worker.run, job, data, self.timeout_s)
+        token = threading.Event()
+        run = loop.run_in_executor(self._threads, worker.run, job, data, self.timeout_s, token)
         try:
             return await asyncio.shield(run)
         except asyncio.CancelledError:
-            # The caller is gone: stop the decode now rather than let it finish for nobody.
-            worker.cancel()
+            # The caller is gone: stop the decode now rather than let it finish for nobody,
+            # also when its thread has not begun (the threads may be busy replacing workers).
+            worker.cancel(token)
             raise
         finally:
             # The worker goes back once its thread is done with it, even if we were cancelled.

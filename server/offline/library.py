@@ -58,14 +58,31 @@ def _window_options(options: TimelineOptions) -> dict:
 
 
 def index_collection(
-    settings: Settings, source: str | Path, options: TimelineOptions, progress: bool = True
+    settings: Settings,
+    source: str | Path,
+    options: TimelineOptions,
+    progress: bool = True,
+    use_ray: bool = False,
+    ray_address: str | None = None,
+    models: int = 1,
 ) -> IndexSummary:
     """Index every video of `source` (a file, a folder, a glob, a CSV) into the library:
     as many videos at once as there are decode workers, each a chunk of windows at a time
-    on the shared model, every chunk stored as it comes."""
+    on the shared model, every chunk stored as it comes. With `use_ray`, `models` Ray Data
+    actors index whole videos in parallel across the cluster into the same library."""
     one = Path(source)
     items = [Item(str(one))] if one.is_file() and one.suffix.lower() != ".csv" else collect(source)
     summary = IndexSummary(videos=len(items))
+    if use_ray:
+        from .ray_data import index_states
+
+        paths = list({canonical(i.path): i.path for i in items}.values())
+        summary.skipped += len(items) - len(paths)
+        for path, state in index_states(settings, paths, options, ray_address, models):
+            _count(summary, state)
+            if progress:
+                print(f"{state:9s} {path}", file=sys.stderr)
+        return summary
 
     async def go() -> None:
         engine = settings.in_process_engine()
@@ -81,15 +98,10 @@ def index_collection(
             async def lane() -> None:
                 while not queue.empty():
                     path = Path(queue.get_nowait())
-                    state = await _index_one(engine, indexer, library, settings, path, options)
+                    state = await index_one(engine, indexer, library, settings, path, options)
                     if progress:
                         print(f"{state:9s} {path}", file=sys.stderr)
-                    if state == "succeeded":
-                        summary.indexed += 1
-                    elif state == "stored":
-                        summary.skipped += 1
-                    else:
-                        summary.errors += 1
+                    _count(summary, state)
 
             await asyncio.gather(*(lane() for _ in range(max(1, settings.decode_workers))))
         finally:
@@ -99,7 +111,16 @@ def index_collection(
     return summary
 
 
-async def _index_one(
+def _count(summary: IndexSummary, state: str) -> None:
+    if state == "succeeded":
+        summary.indexed += 1
+    elif state == "stored":
+        summary.skipped += 1
+    else:
+        summary.errors += 1
+
+
+async def index_one(
     engine: Engine,
     indexer: Indexer,
     library: Library,

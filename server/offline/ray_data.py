@@ -170,3 +170,56 @@ def answer_lines(
     )  # fmt: skip
     for row in ds.iter_rows():
         yield json.loads(row["line"])
+
+
+class _IndexStage:
+    """Paths in, indexing states out: each actor runs the engine of `alt serve` and appends
+    each video's windows to the shared library as they come (`alt index --ray`)."""
+
+    def __init__(self, settings: Settings, options: TimelineOptions) -> None:
+        from .library import Indexer, open_library
+
+        self.settings, self.options = settings, options
+        self.loop = asyncio.new_event_loop()
+        self.engine = settings.in_process_engine()
+        self.loop.run_until_complete(self.engine.start())
+        self.library = open_library(settings, self.engine.info)
+        self.indexer = Indexer(self.engine, self.library)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from .library import index_one
+
+        states = [
+            self.loop.run_until_complete(
+                index_one(
+                    self.engine, self.indexer, self.library, self.settings, Path(file), self.options
+                )
+            )  # fmt: skip
+            for file in batch["file"]
+        ]
+        return {"path": batch["path"], "state": np.array(states, dtype=object)}
+
+
+def index_states(
+    settings: Settings,
+    paths: list[str],
+    options: TimelineOptions,
+    address: str | None = None,
+    models: int = 1,
+) -> Iterator[tuple[str, str]]:
+    """(path, state) for each file indexed into the settings' library by `models` actors,
+    each decoding and embedding whole videos; the library must be one they all reach (a
+    shared folder or an object store)."""
+    connect(address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.verbose_stats_logs = False
+    gpus = 1 if settings.device.startswith("cuda") else 0
+    ds = ray.data.from_items(
+        [{"path": p, "file": str(Path(p).resolve())} for p in paths]
+    ).map_batches(
+        _IndexStage, fn_constructor_kwargs={"settings": settings, "options": options},
+        batch_size=1, compute=ray.data.ActorPoolStrategy(size=models), num_cpus=1, num_gpus=gpus,
+    )  # fmt: skip
+    for row in ds.iter_rows():
+        yield str(row["path"]), str(row["state"])

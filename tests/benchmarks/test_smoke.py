@@ -50,3 +50,13 @@ def test_server_benchmark_prints_its_table(tiny_checkpoint):
     )
     assert out.count("| this | 2 | 4 |") == 1 and "pipeline bound on" in out
     assert "new set of 20 labels" in out
+
+
+@pytest.mark.slow
+def test_library_benchmark_prints_its_tables(tmp_path):
+    out_file = tmp_path / "library.txt"
+    out = run("benchmarks.library", "--skip-video", "--world-videos", "1", "--least", "1",
+              "--windows", "4000", "--out", str(out_file))  # fmt: skip
+    assert "top-10 moments inside the action, mean" in out
+    assert "| IVF-RQ nprobes 16, refine x32 |" in out and "MiB per hour of video" in out
+    assert out_file.read_text().count("|---|") == 2

@@ -128,3 +128,32 @@ def test_a_cancel_after_the_reply_does_not_leave_a_dead_worker_in_the_pool():
         np.testing.assert_array_equal(again, first)
     finally:
         worker.close()
+
+
+def test_a_decode_given_up_before_its_thread_began_never_runs(faulty_workers):
+    """The pool's threads may all be busy (replacing killed workers): a request that
+    times out while its decode waits for a thread must not decode later, for nobody, until
+    the decode time limit (a hanging file here would hold the worker 30 s)."""
+    data = videos.keyframed_mp4(frames=30)
+
+    async def go():
+        pool = DecodePool(1, JOB.nbytes, timeout_s=30)
+        try:
+            pid = pool._workers[0].proc.pid
+            blocker = pool._threads.submit(time.sleep, 1.0)  # the pool's only thread, busy
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.decode(b"HANG" + data, JOB), 0.2)
+            while not blocker.done():
+                await asyncio.sleep(0.05)
+            t0 = time.monotonic()
+            while pool.busy:
+                assert time.monotonic() - t0 < 5, "the given-up decode ran"
+                await asyncio.sleep(0.05)
+            frames, _ = await pool.decode(data, JOB)
+            return pid, pool._workers[0].proc.pid, frames
+        finally:
+            pool.close()
+
+    before, after, frames = _run(go())
+    assert before == after  # nothing was killed: the hanging job never reached the worker
+    assert frames.shape == (3, 4, 3, 32, 32)

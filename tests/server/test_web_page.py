@@ -21,6 +21,15 @@ def chromium() -> str | None:
     return None
 
 
+def launch(playwright, *flags: str):
+    """Headless Chromium as the tests drive it."""
+    return playwright.chromium.launch(
+        executable_path=chromium(), headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", *flags],
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def page_server(tiny_checkpoint, tmp_path_factory):
     samples = tmp_path_factory.mktemp("samples")
@@ -65,10 +74,7 @@ def test_upload_recognize_and_see_the_regions(page_server):
     ).json()
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium(), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )  # fmt: skip
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1100, "height": 1000})
         page.goto(srv.url + "/")
         page.wait_for_selector("#sample-list button.sample")
@@ -154,11 +160,7 @@ def test_a_long_video_runs_as_a_job_and_shows_a_timeline(long_video, tmp_path):
                          "ALT_MAX_BATCH_SIZE": "2", "ALT_JOBS_DIR": str(tmp_path)})  # fmt: skip
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=chromium(), headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--autoplay-policy=no-user-gesture-required"],
-            )  # fmt: skip
+            browser = launch(p, "--autoplay-policy=no-user-gesture-required")
             page = browser.new_page(viewport={"width": 1100, "height": 1000})
             page.goto(srv.url + "/")
             page.set_input_files("#file", str(long_video))
@@ -211,11 +213,7 @@ def test_the_library_view_indexes_relabels_and_plays_a_searched_moment(long_vide
     srv = ServerProcess({"ALT_JOBS_DIR": str(tmp_path), "ALT_MAX_BATCH_SIZE": "4"})
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=chromium(), headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--autoplay-policy=no-user-gesture-required"],
-            )  # fmt: skip
+            browser = launch(p, "--autoplay-policy=no-user-gesture-required")
             page = browser.new_page(viewport={"width": 1100, "height": 1200})
             page.goto(srv.url + "/")
             page.set_input_files("#file", str(long_video))
