@@ -7,11 +7,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 from cli.main import main
 from tests.server.test_library import _close
 from tests.videos import moving_square_video
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -70,3 +78,39 @@ def test_a_folder_is_indexed_once_then_searched_and_relabelled(tmp_path, tiny_ch
     _close(a, b)
     assert missing.returncode == 1 and "not in the library" in missing.stderr
     assert bad_k.returncode != 0 and "-k" in bad_k.stderr
+
+
+@pytest.mark.slow
+def test_alt_index_on_ray_stores_what_a_local_index_stores(tmp_path, tiny_checkpoint):
+    """`alt index --ray` on a private local cluster: a Ray Data actor indexes whole videos
+    into the library; its rows are the rows a local `alt index` stores."""
+    import lancedb
+    import numpy as np
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(2):
+        moving_square_video(folder / f"clip{i}.mp4", frames=60, seed=i)
+    common = ("--checkpoint", str(tiny_checkpoint), "--window-s", "1", "--quiet")
+    local = _alt("index", str(folder), *common, "--library", str(tmp_path / "local"))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    remote = subprocess.run(
+        [sys.executable, "-m", "cli.main", "index", str(folder), *common, "--library",
+         str(tmp_path / "ray"), "--ray"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    assert json.loads(remote.stdout) == {
+        **json.loads(local.stdout),
+        "library": str(tmp_path / "ray"),
+    }
+    assert json.loads(remote.stdout)["indexed"] == 2
+    rows = []
+    for name in ("local", "ray"):
+        table = lancedb.connect(tmp_path / name).open_table("windows").to_arrow()
+        rows.append(table.sort_by([("video_id", "ascending"), ("idx", "ascending")]))
+    assert rows[0].num_rows == rows[1].num_rows >= 4
+    assert rows[0].column("video_id").to_pylist() == rows[1].column("video_id").to_pylist()
+    for column in ("vector", "entity_ids", "seen"):
+        a, b = (np.asarray(r.column(column).to_pylist()) for r in rows)
+        assert np.allclose(a, b, atol=1e-5), column

@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from tests.server.conftest import ROOT, ServerProcess, free_port, one_replica_each
@@ -264,35 +263,6 @@ def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_vide
                 s["label"] for s in b[path]["timeline"]
             ]
             assert line["summary"] == b[path]["summary"]
-
-
-def test_a_folder_indexed_on_ray_stores_what_a_local_index_stores(cluster, on_ray, world_videos,
-                                                                  tmp_path):  # fmt: skip
-    """`alt index --ray`: Ray Data actors index whole videos into one library; its rows are
-    the rows a local `alt index` stores."""
-    import lancedb
-
-    on_ray.stop()  # the cluster's CPUs go to the actors
-    folder = world_videos[0].parent
-    run = [sys.executable, "-m", "cli.main", "index", str(folder), "--quiet", "--window-s", "0.5"]
-    local = subprocess.run([*run, "--library", str(tmp_path / "local")], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    remote = subprocess.run([*run, "--library", str(tmp_path / "ray"), "--ray", "--ray-address",
-                             cluster, "--models", "2"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
-    assert remote.returncode == 0, remote.stderr[-3000:]
-    summary = json.loads(remote.stdout)
-    assert summary == {**json.loads(local.stdout), "library": str(tmp_path / "ray")}
-    assert summary["indexed"] == len(list(folder.iterdir())) and summary["errors"] == 0
-    rows = []
-    for name in ("local", "ray"):
-        table = lancedb.connect(tmp_path / name).open_table("windows").to_arrow()
-        rows.append(table.sort_by([("video_id", "ascending"), ("idx", "ascending")]))
-    assert rows[0].num_rows == rows[1].num_rows > len(world_videos)
-    assert rows[0].column("video_id").to_pylist() == rows[1].column("video_id").to_pylist()
-    for column in ("vector", "entity_ids", "seen"):
-        a, b = (np.asarray(r.column(column).to_pylist()) for r in rows)
-        assert np.allclose(a, b, atol=1e-5), column
 
 
 def test_the_429_and_504_rules_hold_on_ray(cluster, on_ray, one_each, world_videos):
