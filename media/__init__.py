@@ -6,7 +6,7 @@ exactly as the model saw clips in training.
 
 from .decode import Limits, VideoInfo, decode_clip, decode_frames, scale_frame
 from .encode import write_video
-from .errors import CorruptVideo, DecodeFailed, NotAVideo, VideoError, VideoTooLarge
+from .errors import CorruptVideo, DecodeFailed, NotAVideo, TooCostly, VideoError, VideoTooLarge
 from .jobs import DecodeJob, WindowJob
 from .sampling import segment_indices
 
@@ -17,6 +17,7 @@ __all__ = [
     "DecodeFailed",
     "Limits",
     "NotAVideo",
+    "TooCostly",
     "VideoError",
     "VideoInfo",
     "VideoTooLarge",

@@ -30,7 +30,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import CorruptVideo, NotAVideo, VideoTooLarge
+from .errors import CorruptVideo, NotAVideo, TooCostly, VideoTooLarge
 from .sampling import segment_indices
 
 # Formats and codecs of still images: one frame of these is a picture, not a video.
@@ -45,6 +45,9 @@ class Limits:
     max_duration_s: float = 600.0  # of the frames the stream holds
     max_frames: int = 100_000  # frames (packets) in the video stream
     max_aspect: float = 4.0  # a longer side is center-cropped to this ratio before scaling
+    # Pixels one decode may decode to reach its sampled frames (0: no bound): a file whose
+    # keyframes are too far apart for the time limit is refused before any decoding.
+    max_decoded_pixels: int = 0
 
 
 @dataclass(frozen=True)
@@ -356,6 +359,42 @@ def _indexed(container, limits: Limits, threads: int):
     return stream, index, fps, duration
 
 
+def planned_frames(index: _Index, wanted: list[int]) -> int:
+    """Frames the decoder decodes to reach the `wanted` presentation timestamps (sorted),
+    as `_timed_frames` goes: from the keyframe before a wanted frame when one lies past
+    the decoder's position, else onward from where it is."""
+    position = {pts: i for i, pts in enumerate(index.pts)}
+    decoded, at = 0, -1  # at: the position of the last frame decoded
+    for target in wanted:
+        t = position[target]
+        if t <= at:
+            continue
+        k = bisect.bisect_right(index.keys, target) - 1
+        start = position.get(index.keys[k], 0) if k >= 0 else 0
+        decoded += t - start + 1 if start > at or at < 0 else t - at
+        at = t
+    return decoded
+
+
+def _check_plan(index: _Index, wanted: list[int], width: int, height: int, duration: float,
+                limits: Limits) -> None:  # fmt: skip
+    """Refuse a decode that cannot finish in time, from the index alone (a seek bomb: a
+    long video with one keyframe, or keyframes far apart, at a large size)."""
+    if not limits.max_decoded_pixels or width <= 0 or height <= 0:
+        return
+    # A stream without timestamps decodes from its start.
+    need = planned_frames(index, [index.pts[i] for i in wanted]) if index.pts else max(wanted) + 1
+    if need * width * height > limits.max_decoded_pixels:
+        keys = len(index.keys)
+        raise TooCostly(
+            f"{'a single keyframe' if keys == 1 else f'{keys} keyframes'} in {duration:.0f} s: "
+            f"sampling {len(wanted)} frames needs {need:,} decoded {width}x{height} frames, "
+            f"more than a decode reaches within its time limit "
+            f"({limits.max_decoded_pixels // (width * height):,}; ALT_DECODE_TIMEOUT_S, "
+            "ALT_DECODE_RATE_MPX)"
+        )
+
+
 def decode_clip(
     source: bytes | Path,
     frames: int,
@@ -377,6 +416,8 @@ def decode_clip(
         stream, index, fps, duration = _indexed(container, limits, threads)
         per_clip = [segment_indices(index.count, frames, c, clips, rng) for c in range(clips)]
         wanted = sorted({i for s in per_clip for i in s})
+        ctx = stream.codec_context
+        _check_plan(index, wanted, ctx.width, ctx.height, duration, limits)
 
         turns: list[int] = []  # quarter turns of the first decoded frame, for the answer
 

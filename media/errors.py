@@ -21,3 +21,8 @@ class VideoTooLarge(VideoError):
 
 class DecodeFailed(VideoError):
     """The decoder itself failed on this file: it crashed or ran past its time limit."""
+
+
+class TooCostly(VideoError):
+    """Reaching the sampled frames would take more decoding than the time limit allows
+    (keyframes too far apart for the video's size), known from the index before decoding."""

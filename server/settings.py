@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     )
     decode_threads: int = Field(1, ge=0, description="codec threads per decode worker (0: auto)")
     decode_timeout_s: float = Field(30.0, gt=0, description="wall-clock limit of one decode")
+    decode_rate_mpx: float = Field(
+        400.0,
+        gt=0,
+        description="megapixels a decode is assumed to decode per second: a clip whose "
+        "sampled frames need more than this times decode_timeout_s is refused before decoding",
+    )
     decode_nice: int = Field(
         10, ge=0, le=19, description="CPU priority below the model's for decode workers"
     )
@@ -221,6 +227,7 @@ class Settings(BaseSettings):
         return DecodeLimits(
             workers=self.decode_workers,
             timeout_s=self.decode_timeout_s,
+            rate_mpx=self.decode_rate_mpx,
             nice=self.decode_nice,
             memory_mb=self.decode_memory_mb,
             threads=self.decode_threads,

@@ -5,7 +5,7 @@ line, a Ray replica's reply). Knows nothing of any web framework.
 
 from __future__ import annotations
 
-from media import DecodeFailed, NotAVideo, VideoError, VideoTooLarge
+from media import DecodeFailed, NotAVideo, TooCostly, VideoError, VideoTooLarge
 
 from .batcher import BatchError, QueueFull, QueueTimeout
 
@@ -89,7 +89,7 @@ def from_batch_error(err: Exception) -> ServiceError:
 
 
 def from_video_error(err: VideoError) -> ServiceError:
-    if isinstance(err, DecodeFailed):
+    if isinstance(err, (DecodeFailed, TooCostly)):
         return Undecodable(str(err))
     if isinstance(err, NotAVideo):
         return UnsupportedMedia(str(err))

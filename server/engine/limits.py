@@ -26,6 +26,7 @@ class DecodeLimits:
 
     workers: int = 1  # worker processes
     timeout_s: float = 30.0  # wall-clock limit of one decode
+    rate_mpx: float = 400.0  # decoded megapixels per second assumed: the plan's budget
     nice: int = 10  # CPU priority below the model's
     memory_mb: int = 4096  # address-space cap of each worker (0: none)
     threads: int = 1  # codec threads per worker (0: FFmpeg's choice)
@@ -39,7 +40,10 @@ class DecodeLimits:
     def job(self, shape: ClipShape) -> DecodeJob:
         """What a decoder must produce for a model of this clip shape, within these limits:
         the one place a decode job is made."""
-        limits = Limits(max_pixels=self.max_pixels, max_duration_s=self.max_duration_s)
+        limits = Limits(
+            max_pixels=self.max_pixels, max_duration_s=self.max_duration_s,
+            max_decoded_pixels=int(self.timeout_s * self.rate_mpx * 1e6),
+        )  # fmt: skip
         return DecodeJob(shape.frames, shape.size, shape.clips, shape.crops, limits,
                          threads=self.threads, device=self.device)  # fmt: skip
 
