@@ -23,7 +23,7 @@ test: typecheck
 	$(BIN)/python -m pytest
 
 # Day to day: everything but the slow tier (real servers, training runs, Ray, Docker,
-# the browser), in about two minutes on two cores.
+# the browser), in about four minutes on two cores.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 
