@@ -79,9 +79,13 @@ def _index(args: argparse.Namespace, settings_of) -> int:
     totals = {"videos": 0, "indexed": 0, "skipped": 0, "errors": 0}
     for source in args.inputs:
         try:
-            s = index_collection(settings, source, options, progress=not args.quiet,
-                                 use_ray=args.ray, ray_address=args.ray_address,
-                                 models=args.models)  # fmt: skip
+            if args.ray:
+                from server.offline.ray_data import index_collection_on_ray
+
+                s = index_collection_on_ray(settings, source, options, not args.quiet,
+                                            args.ray_address, args.models)  # fmt: skip
+            else:
+                s = index_collection(settings, source, options, progress=not args.quiet)
         except (InputError, ServiceError, OSError) as err:
             raise _fail("index", err) from None
         except ImportError as err:

@@ -52,37 +52,38 @@ class IndexSummary:
     skipped: int = 0  # stored already, with the same window options
     errors: int = 0
 
+    def record(self, state: str, path: str, progress: bool) -> None:
+        """One file's outcome: "succeeded", "stored" (there already) or "failed"."""
+        if progress:
+            print(f"{state:9s} {path}", file=sys.stderr)
+        if state == "succeeded":
+            self.indexed += 1
+        elif state == "stored":
+            self.skipped += 1
+        else:
+            self.errors += 1
+
 
 def _window_options(options: TimelineOptions) -> dict:
     return {"window_s": options.window_s, "stride_s": options.stride_s, "shots": options.shots}
 
 
-def index_collection(
-    settings: Settings,
-    source: str | Path,
-    options: TimelineOptions,
-    progress: bool = True,
-    use_ray: bool = False,
-    ray_address: str | None = None,
-    models: int = 1,
-) -> IndexSummary:
-    """Index every video of `source` (a file, a folder, a glob, a CSV) into the library:
-    as many videos at once as there are decode workers, each a chunk of windows at a time
-    on the shared model, every chunk stored as it comes. With `use_ray`, `models` Ray Data
-    actors index whole videos in parallel across the cluster into the same library."""
+def collection_paths(source: str | Path) -> tuple[int, list[str]]:
+    """The files `source` names (a file, a folder, a glob, a CSV): how many it names, and
+    each distinct file once (however it is spelled)."""
     one = Path(source)
     items = [Item(str(one))] if one.is_file() and one.suffix.lower() != ".csv" else collect(source)
-    summary = IndexSummary(videos=len(items))
-    if use_ray:
-        from .ray_data import index_states
+    return len(items), list({canonical(i.path): i.path for i in items}.values())
 
-        paths = list({canonical(i.path): i.path for i in items}.values())
-        summary.skipped += len(items) - len(paths)
-        for path, state in index_states(settings, paths, options, ray_address, models):
-            _count(summary, state)
-            if progress:
-                print(f"{state:9s} {path}", file=sys.stderr)
-        return summary
+
+def index_collection(
+    settings: Settings, source: str | Path, options: TimelineOptions, progress: bool = True
+) -> IndexSummary:
+    """Index every video of `source` into the library: as many videos at once as there are
+    decode workers, each a chunk of windows at a time on the shared model, every chunk
+    stored as it comes (`ray_data.index_collection_on_ray`: the same over a cluster)."""
+    named, paths = collection_paths(source)
+    summary = IndexSummary(videos=named, skipped=named - len(paths))  # a file named twice
 
     async def go() -> None:
         engine = settings.in_process_engine()
@@ -91,17 +92,14 @@ def index_collection(
             library = await asyncio.to_thread(open_library, settings, engine.info)
             indexer = Indexer(engine, library)
             queue: asyncio.Queue = asyncio.Queue()
-            for item in {canonical(i.path): i for i in items}.values():
-                queue.put_nowait(item.path)
-            summary.skipped += len(items) - queue.qsize()  # one file named twice
+            for path in paths:
+                queue.put_nowait(path)
 
             async def lane() -> None:
                 while not queue.empty():
                     path = Path(queue.get_nowait())
                     state = await index_one(engine, indexer, library, settings, path, options)
-                    if progress:
-                        print(f"{state:9s} {path}", file=sys.stderr)
-                    _count(summary, state)
+                    summary.record(state, str(path), progress)
 
             await asyncio.gather(*(lane() for _ in range(max(1, settings.decode_workers))))
         finally:
@@ -109,15 +107,6 @@ def index_collection(
 
     asyncio.run(go())
     return summary
-
-
-def _count(summary: IndexSummary, state: str) -> None:
-    if state == "succeeded":
-        summary.indexed += 1
-    elif state == "stored":
-        summary.skipped += 1
-    else:
-        summary.errors += 1
 
 
 async def index_one(

@@ -30,6 +30,7 @@ from ..engine.labels import encode_label_set
 from ..engine.timeline import TimelineOptions
 from ..ray_cluster import connect
 from ..settings import Settings
+from .library import Indexer, IndexSummary, collection_paths, index_one, open_library
 from .lines import answer_line, error_line
 
 
@@ -177,8 +178,6 @@ class _IndexStage:
     each video's windows to the shared library as they come (`alt index --ray`)."""
 
     def __init__(self, settings: Settings, options: TimelineOptions) -> None:
-        from .library import Indexer, open_library
-
         self.settings, self.options = settings, options
         self.loop = asyncio.new_event_loop()
         self.engine = settings.in_process_engine()
@@ -187,8 +186,6 @@ class _IndexStage:
         self.indexer = Indexer(self.engine, self.library)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .library import index_one
-
         states = [
             self.loop.run_until_complete(
                 index_one(
@@ -200,16 +197,32 @@ class _IndexStage:
         return {"path": batch["path"], "state": np.array(states, dtype=object)}
 
 
-def index_states(
+def index_collection_on_ray(
+    settings: Settings,
+    source: str | Path,
+    options: TimelineOptions,
+    progress: bool = True,
+    address: str | None = None,
+    models: int = 1,
+) -> IndexSummary:
+    """`alt index --ray`: every video of `source` indexed into the settings' library by
+    `models` actors, each decoding and embedding whole videos; the library must be one
+    they all reach (a shared folder or an object store)."""
+    named, paths = collection_paths(source)
+    summary = IndexSummary(videos=named, skipped=named - len(paths))
+    for path, state in _index_states(settings, paths, options, address, models):
+        summary.record(state, path, progress)
+    return summary
+
+
+def _index_states(
     settings: Settings,
     paths: list[str],
     options: TimelineOptions,
-    address: str | None = None,
-    models: int = 1,
+    address: str | None,
+    models: int,
 ) -> Iterator[tuple[str, str]]:
-    """(path, state) for each file indexed into the settings' library by `models` actors,
-    each decoding and embedding whole videos; the library must be one they all reach (a
-    shared folder or an object store)."""
+    """(path, state) for each file, as the actors finish them."""
     connect(address)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
