@@ -159,6 +159,17 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(200, ge=1, description="longest search text")
     max_search_k: int = Field(100, ge=1, description="most moments one search returns")
 
+    # Live streams (POST /streams)
+    max_streams: int = Field(8, ge=0, description="streams watched at once before 429")
+    streams_allow_private: bool = Field(
+        False,
+        description="let stream and webhook URLs reach loopback, private and link-local "
+        "addresses (and file:// sources)",
+    )
+    stream_timeout_s: float = Field(
+        10.0, gt=0, description="a source silent this long is reconnected (also the open limit)"
+    )
+
     ray_start_timeout_s: float = Field(
         300.0, gt=0, description="Ray mode: how long the ingress waits for a first Model replica"
     )

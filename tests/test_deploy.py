@@ -25,9 +25,11 @@ def test_images_are_lean_non_root_and_install_dependencies_before_code():
 def test_compose_services_bind_loopback_with_readiness_checks():
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     cpu, gpu = compose["services"]["alt"], compose["services"]["alt-gpu"]
-    for svc in compose["services"].values():
+    for name, svc in compose["services"].items():
+        assert "/readyz" in " ".join(svc["healthcheck"]["test"]), name
+        if name in ("alt-ray", "front"):
+            continue  # the Ray profile: only its front is published (the next test)
         assert svc["ports"] == ["${ALT_BIND:-127.0.0.1}:${ALT_HOST_PORT:-8000}:8000"]
-        assert "/readyz" in " ".join(svc["healthcheck"]["test"])
         assert (ROOT / svc["build"]["dockerfile"]).is_file()
     for svc in (cpu, gpu):
         assert svc["volumes"] == ["./checkpoints:/models:ro", "jobs:/var/lib/alt"]
@@ -61,3 +63,19 @@ def test_compose_slim_service_serves_an_onnx_export_on_loopback_as_non_root():
     assert "ARG BASE=" in dockerfile and "--mount=type=secret,id=pipcert" in dockerfile
     requirements = (ROOT / "docker" / "requirements-slim.txt").read_text()
     assert "torch" not in requirements and "open_clip" not in requirements
+
+
+def test_compose_ray_profile_publishes_only_nginx_in_front_of_serve():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    ray, front = compose["services"]["alt-ray"], compose["services"]["front"]
+    assert ray["profiles"] == front["profiles"] == ["ray"]
+    assert "ports" not in ray and ray["expose"] == ["8000"]  # Serve's proxy stays inside
+    assert ray["build"]["args"]["EXTRAS"] == "cluster"
+    assert ray["command"][-6:] == ["serve", "--ray", "--host", "0.0.0.0", "--port", "8000"]
+    assert front["ports"] == ["${ALT_BIND:-127.0.0.1}:${ALT_HOST_PORT:-8000}:8080"]
+    assert front["volumes"] == ["./docker/nginx.conf:/etc/nginx/nginx.conf:ro"]
+    assert front["depends_on"]["alt-ray"]["condition"] == "service_healthy"
+    conf = (ROOT / "docker" / "nginx.conf").read_text()
+    assert "server alt-ray:8000;" in conf and "listen 8080;" in conf
+    # The Dockerfile installs an extra group when asked, and nothing more by default.
+    assert "ARG EXTRAS=" in (ROOT / "docker" / "Dockerfile").read_text()

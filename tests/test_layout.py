@@ -47,10 +47,11 @@ def test_model_imports_no_server_or_export_libraries():
 SERVER_ALLOWED = {
     "engine": set(),
     "settings": {"engine"},
-    "api": {"engine", "settings", "jobs", "library"},
+    "api": {"engine", "settings", "jobs", "library", "streams"},
     "offline": {"engine", "settings", "ray_cluster", "library"},
     "jobs": {"engine", "library"},
     "library": {"engine"},
+    "streams": {"engine"},
     "ray_cluster": set(),
     "ray_serve": {"engine", "settings", "api", "jobs", "library", "ray_cluster"},
 }

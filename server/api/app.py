@@ -21,9 +21,10 @@ from ..engine.errors import ModelConflict, Unavailable
 from ..jobs import JobLimits, JobRunner, JobStore, Spool
 from ..library import Indexer, Library, ModelMismatch, open_for_model
 from ..settings import Settings
+from ..streams import StreamLimits, StreamManager, StreamStore
 from .admission import Admission
 from .handlers import ERROR_STATUSES, install_handlers, internal_error
-from .routes import jobs, library, meta, recognize, web
+from .routes import jobs, library, meta, recognize, streams, web
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,23 @@ def create_app(
             await engine.stop()
             raise
         app.state.jobs = runner
+        watcher = None
+        if jobs_elsewhere is not None:
+            app.state.streams_problem = "live streams are watched by `alt serve`, not on Ray"
+        else:
+            try:
+                watcher = stream_manager(settings, engine)
+                await watcher.start()
+            except (OSError, sqlite3.Error) as err:
+                log.error("streams are unavailable: %s (ALT_JOBS_DIR=%s)", err, settings.jobs_dir)
+                app.state.streams_problem = f"{err} (ALT_JOBS_DIR={settings.jobs_dir})"
+                watcher = None
+        app.state.streams = watcher
         try:
             yield
         finally:
+            if watcher is not None:
+                await watcher.stop()
             if runner is not None:
                 await runner.stop()
             await engine.stop()
@@ -109,6 +124,7 @@ def create_app(
     app.include_router(recognize.router)
     app.include_router(jobs.router)
     app.include_router(library.router)
+    app.include_router(streams.router)
     app.include_router(meta.router)
     app.include_router(meta.health)
     app.include_router(web.router)
@@ -171,6 +187,24 @@ def job_runner(settings: Settings, engine: Engine, indexer: Indexer | None = Non
             settings.job_workers, settings.max_jobs, settings.max_job_duration_s, settings.job_ttl_s
         ),
         indexer,
+    )
+
+
+def stream_manager(settings: Settings, engine: Engine) -> StreamManager:
+    """Live streams, their definitions beside the jobs."""
+    return StreamManager(
+        engine,
+        StreamStore(settings.jobs_dir / "streams.db"),
+        StreamLimits(
+            max_streams=settings.max_streams,
+            allow_private=settings.streams_allow_private,
+            timeout_s=settings.stream_timeout_s,
+            max_pixels=settings.max_pixels,
+            max_labels=settings.max_labels,
+            max_label_chars=settings.max_label_chars,
+            nice=settings.decode_nice,
+            memory_mb=settings.decode_memory_mb,
+        ),
     )
 
 

@@ -4,10 +4,12 @@ the local batch does."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import front
 from tests.server.conftest import ROOT, ServerProcess, free_port, one_replica_each
 
 # Ray reads its authentication mode once, when it is imported.
@@ -126,6 +129,92 @@ def test_ray_answers_exactly_as_the_plain_server(plain, on_ray, world_videos):
     )
     ready = httpx.get(on_ray.url + "/readyz").json()
     assert ready["status"] == "ready" and ready["model"] == "demo"
+
+
+async def _half_heads(port: int, n: int, hold_s: float) -> list[float | None]:
+    """`n` connections that send half a request head: seconds until each was closed."""
+
+    async def one() -> float | None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        t = time.perf_counter()
+        writer.write(b"POST /recognize HTTP/1.1\r\nHost: test\r\nContent-Ty")
+        try:
+            await asyncio.wait_for(reader.read(), hold_s)
+            return time.perf_counter() - t
+        except TimeoutError:
+            return None
+        except OSError:
+            return time.perf_counter() - t
+        finally:
+            writer.close()
+
+    return await asyncio.gather(*(one() for _ in range(n)))
+
+
+def _raw(port: int, data: bytes) -> tuple[int, dict]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.skipif(front.NGINX is None, reason="nginx is not installed (apt-get install nginx)")
+def test_nginx_in_front_of_ray_holds_the_line_of_alt_serve(on_ray, world_videos):
+    """The shipped front door (docker/nginx.conf, the compose profile `ray`) in front of
+    Serve's proxy: answers pass through unchanged; stalled heads are closed within the
+    header timeout (Serve's proxy alone holds them); an oversized head, a malformed request,
+    one address over its limit and a service that is gone are answered in the error shape."""
+    door = front.Nginx(f"127.0.0.1:{on_ray.port}", free_port())
+    try:
+        direct = _post(on_ray.url, world_videos[0], {"labels": "waving,clapping"})
+        through = _post(door.url, world_videos[0], {"labels": "waving,clapping"})
+        assert direct.status_code == through.status_code == 200
+        _same_answer(direct.json(), through.json())
+        assert httpx.get(door.url + "/recognize").json()["error"] == "method_not_allowed"
+
+        async def both():
+            return await asyncio.gather(
+                _half_heads(door.port, 50, hold_s=8), _half_heads(on_ray.port, 5, hold_s=8)
+            )
+
+        closed, held = asyncio.run(both())
+        assert all(t is not None and t < 5 + 1 for t in closed), closed  # header timeout 5 s
+        assert held == [None] * 5  # Serve's proxy alone holds them: why the door is there
+
+        status, body = _raw(
+            door.port, b"GET /labels?labels=" + b"a" * 300_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        assert (status, body["error"]) == (431, "head_too_large")
+        status, body = _raw(door.port, b"GET /x HTTP/1.1\r\nBad Header\r\n\r\n")
+        assert (status, body["error"]) == (400, "bad_request")
+
+        # 64 uploads in progress from one address: the 65th request of that address is
+        # refused, another address is served.
+        uploads = []
+        for _ in range(64):
+            s = socket.create_connection(("127.0.0.1", door.port))
+            s.sendall(b"POST /recognize HTTP/1.1\r\nHost: t\r\nContent-Type: video/mp4\r\n"
+                      b"Content-Length: 100000\r\n\r\n" + b"\0" * 1000)  # fmt: skip
+            uploads.append(s)
+        time.sleep(0.5)
+        refused = httpx.get(door.url + "/healthz")
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert refused.json()["error"] == "too_many_connections"
+        other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        assert other.get(door.url + "/healthz").status_code == 200
+        for s in uploads:
+            s.close()
+    finally:
+        door.stop()
+    gone = front.Nginx(f"127.0.0.1:{free_port()}", free_port())  # nothing listens upstream
+    try:
+        r = httpx.get(gone.url + "/healthz")
+        assert r.status_code == 503 and r.json()["error"] == "unavailable"
+    finally:
+        gone.stop()
 
 
 def test_timelines_and_jobs_on_ray_answer_as_the_plain_server(plain, on_ray, tmp_path):
