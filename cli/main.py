@@ -585,9 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     default.set_defaults(func=_build_default)
 
-    from cli.library import register
+    from cli import library, watch
 
-    register(sub, _add_model_flags, _server_settings)
+    library.register(sub, _add_model_flags, _server_settings)
+    watch.register(sub, _add_model_flags, _server_settings)
     return parser
 
 

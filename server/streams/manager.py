@@ -168,9 +168,9 @@ class Watch:
                 reader.close()
                 self.dropped += reader.dropped
                 frames_before = self.frames
+            for event, data in self.timeline.flush():  # the open segment ends with its source
+                self.emit(event, data)
             if is_file and why.startswith("the source ended"):
-                for event, data in self.timeline.flush():
-                    self.emit(event, data)
                 self._set_state("stopped", why)
                 return
             failures += 1

@@ -87,6 +87,7 @@ class OnlineTimeline:
         self.none = len(self.labels) if min_similarity is not None else -1
         self._pending: list[_Window] = []  # arrived, not committed
         self._committed: int | None = None  # the last committed label
+        self._last_end = 0.0  # the end of the last committed window
         self.segment: _Segment | None = None
         self.recent: list[dict] = []  # closed segments, newest last
         self.windows = 0  # windows pushed
@@ -106,12 +107,14 @@ class OnlineTimeline:
         return events
 
     def flush(self) -> list[tuple[str, dict]]:
-        """The source ended: commit what is pending and close the open segment."""
+        """The source ended or was lost: commit what is pending and close the open segment
+        (at the end of its last window's time); what comes next starts afresh."""
         events: list[tuple[str, dict]] = []
         while self._pending:
             events += self._commit(self._best_first())
-        if self.segment is not None:
-            events += self._close(self.segment.end_s)
+        if self.segment is not None:  # the last window owns its time to its end
+            events += self._close(self._last_end)
+        self._committed = None
         return events
 
     def _best_first(self) -> int:
@@ -131,7 +134,7 @@ class OnlineTimeline:
 
     def _commit(self, state: int) -> list[tuple[str, dict]]:
         w = self._pending.pop(0)
-        self._committed = state
+        self._committed, self._last_end = state, w.end_s
         events: list[tuple[str, dict]] = []
         seg = self.segment
         if seg is not None and seg.state != state:
