@@ -18,9 +18,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/alt serve
 
-# Everything CI runs: the type check, then the whole suite.
+# Everything CI runs: the type check, then the whole suite on two workers (pytest-xdist;
+# each file stays on one worker, the Ray files share one: tests/conftest.py).
 test: typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Day to day: everything but the slow tier (real servers, training runs, Ray, Docker,
 # the browser), in about four minutes on two cores.

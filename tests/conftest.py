@@ -83,3 +83,20 @@ def write_world_videos(folder: Path, n: int, seed: int = 900_000) -> list[tuple[
 def world_videos(tmp_path_factory) -> list[Path]:
     """Six real mp4 clips of the shipped default's world (in a folder of their own)."""
     return [p for p, _ in write_world_videos(tmp_path_factory.mktemp("world"), 6)]
+
+
+# Files whose tests start, join or stop Ray clusters (`ray stop --force` stops every Ray
+# process of the machine): run one after another, never beside each other.
+RAY_FILES = {
+    "tests/cli/test_library.py", "tests/server/test_cluster.py", "tests/server/test_nodes.py",
+    "tests/server/test_ray_parts.py", "tests/server/test_ray_private.py",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs two workers): each file's tests stay together on
+    one worker (its module fixtures start once), and the Ray files share one worker."""
+    root = Path(__file__).resolve().parents[1]
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        item.add_marker(pytest.mark.xdist_group("ray" if path in RAY_FILES else path))

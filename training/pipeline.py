@@ -54,7 +54,7 @@ class Budget:
 
 
 QUICK = Budget(
-    per_class={"train": 3, "val": 1, "test": 2, "fewshot": 2, "zeroshot": 2},
+    per_class={"train": 2, "val": 1, "test": 1, "fewshot": 2, "zeroshot": 1},
     clip=ClipPretraining(steps=3, batch_size=16),
     train=TrainConfig(epochs=1, batch_size=8, backbone_lr_scale=0.3, region_weight=1.0,
                       label_map_steps=2, label_map_entity_weight=0.05, workers=1, progress=False),

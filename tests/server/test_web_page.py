@@ -258,3 +258,45 @@ def test_the_library_view_indexes_relabels_and_plays_a_searched_moment(long_vide
             browser.close()
     finally:
         srv.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="no Chromium could be installed on this machine")
+def test_a_live_stream_is_watched_from_the_page_and_its_timeline_grows(tiny_checkpoint, tmp_path):
+    """A source typed in and watched: the stream is listed, its segments are drawn as their
+    events arrive, hovering one names its entities, the events are logged, and the state
+    follows the source (a file at its own rate: live, then stopped)."""
+    from playwright.sync_api import sync_playwright
+
+    video = moving_square_video(tmp_path / "cam.mp4", frames=175, seed=4)  # 7 s
+    srv = ServerProcess({"ALT_CHECKPOINT": str(tiny_checkpoint), "ALT_JOBS_DIR": str(tmp_path / "jobs"),
+                         "ALT_STREAMS_ALLOW_PRIVATE": "1"})  # fmt: skip
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1100, "height": 1200})
+            page.goto(srv.url + "/")
+            page.fill("#labels", "surfing,juggling")
+            page.fill("#stream-url", f"file://{video}")
+            page.click("#watch")
+            page.wait_for_selector("#stream-card:not([hidden])", timeout=10_000)
+            page.wait_for_selector("#stream-lanes .segment", timeout=20_000)  # while it plays
+            (stream,) = httpx.get(srv.url + "/streams").json()["streams"]
+            assert stream["labels"] == ["surfing", "juggling"]
+            assert page.inner_text("#streams li").startswith(f"file://{video}")
+            page.wait_for_function("document.querySelector('#stream-state').innerText.startsWith('stopped')",
+                                   timeout=30_000)  # fmt: skip
+            recent = httpx.get(srv.url + f"/streams/{stream['id']}").json()["recent"]
+            assert page.locator("#stream-lanes .segment").count() == len(recent) >= 1
+            assert {n.inner_text() for n in page.locator("#stream-lanes .lane-name").all()} == {
+                s["label"] for s in recent
+            }
+            page.hover("#stream-lanes .segment >> nth=0")
+            assert all(
+                e["name"] in page.inner_text("#stream-info") for e in recent[0]["entities"][:2]
+            )
+            assert page.locator("#stream-events li").count() >= 2  # began, ended
+            page.screenshot(path=str(ARTIFACTS / "web-stream.png"), full_page=True)
+            browser.close()
+    finally:
+        srv.stop()
