@@ -226,12 +226,16 @@ _TRAIN_FLAGS = ("train", "val", "format", "video_root", "out", "preset", "pretra
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.commands import CommandError, TrainJob, train_command
+    # Light first: a wrong recipe, flag or annotation file is refused before torch loads.
+    from training.jobs import CommandError, TrainJob, check_training_data
     from training.recipe import RecipeError
 
     flags = {name: getattr(args, name) for name in _TRAIN_FLAGS}
     try:
         job = TrainJob.resolve(args.recipe, args.set, flags, args.data_root)
+        check_training_data(job)
+        from training.commands import train_command
+
         summary = train_command(job)
     except (CommandError, RecipeError) as err:
         raise SystemExit(f"alt train: {err}") from None

@@ -46,6 +46,7 @@ class LiveJob:
     stride_s: float
     limits: Limits = Limits()  # noqa: RUF009 - frozen
     transport: str | None = None  # RTSP: "tcp" or "udp"
+    listen: bool = False  # RTSP: wait on the URL's address for a pushed stream (RECORD)
     open_timeout_s: float = 10.0
     read_timeout_s: float = 10.0
     realtime: bool = False  # pace a file at its own rate, as a camera would send it
@@ -111,7 +112,10 @@ class WindowCutter:
 def _options(job: LiveJob) -> dict[str, str]:
     scheme = job.url.split(":", 1)[0].lower()
     opts: dict[str, str] = {}
-    if scheme in ("rtsp", "rtsps"):
+    if scheme in ("rtsp", "rtsps") and job.listen:
+        opts["rtsp_flags"] = "listen"
+        opts["listen_timeout"] = str(max(1, round(job.open_timeout_s)))
+    elif scheme in ("rtsp", "rtsps"):
         opts["rtsp_transport"] = job.transport or "tcp"
     if scheme in ("http", "https"):
         opts["reconnect"] = "0"  # the server reconnects, with backoff, and says so

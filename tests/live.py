@@ -1,9 +1,10 @@
 """Live sources the tests make on loopback: a generated video pushed at real time as
-MPEG-TS over UDP (as a camera or an encoder sends it), or written as HLS and served by a
-local HTTP server."""
+MPEG-TS over UDP or over RTSP (as a camera or an encoder sends it), or written as HLS and
+served by a local HTTP server."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import threading
@@ -15,20 +16,27 @@ import av
 import numpy as np
 
 
-class UdpPush:
-    """Push `frames` (uint8 `(N, H, W, 3)`) to udp://127.0.0.1:`port` as H.264 in MPEG-TS,
-    paced at `fps`, a keyframe every second, `loops` times over (0: until stopped)."""
+class Push:
+    """Push `frames` (uint8 `(N, H, W, 3)`) to `url` in `format` as H.264, paced at `fps`, a
+    keyframe every second, `loops` times over (0: until stopped)."""
 
-    def __init__(self, frames: np.ndarray, port: int, fps: int = 25, loops: int = 1) -> None:
-        self.frames, self.port, self.fps, self.loops = frames, port, fps, loops
+    def __init__(self, frames: np.ndarray, url: str, format: str, fps: int = 25, loops: int = 1,
+                 options: dict[str, str] | None = None) -> None:  # fmt: skip
+        self.frames, self.url, self.format, self.fps, self.loops = frames, url, format, fps, loops
+        self.options = options or {}
         self.sent = 0
         self.started: float | None = None  # monotonic time of the first frame sent
+        self.error: Exception | None = None
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        out = av.open(f"udp://127.0.0.1:{self.port}?pkt_size=1316", mode="w", format="mpegts")
+        try:
+            out = av.open(self.url, mode="w", format=self.format, options=self.options)
+        except Exception as err:  # noqa: BLE001 - the test reads it
+            self.error = err
+            return
         try:
             stream = out.add_stream("libx264", rate=self.fps)
             stream.width, stream.height = self.frames.shape[2], self.frames.shape[1]
@@ -52,12 +60,40 @@ class UdpPush:
                 loop += 1
             for packet in stream.encode():
                 out.mux(packet)
+        except Exception as err:  # noqa: BLE001 - the test reads it
+            self.error = err
         finally:
             out.close()
 
     def stop(self) -> None:
         self._stop.set()
         self.thread.join(10)
+
+
+def UdpPush(frames: np.ndarray, port: int, fps: int = 25, loops: int = 1) -> Push:  # noqa: N802
+    """MPEG-TS over UDP to 127.0.0.1:`port`, as a camera or an encoder sends it."""
+    return Push(frames, f"udp://127.0.0.1:{port}?pkt_size=1316", "mpegts", fps, loops)
+
+
+def listening(port: int) -> bool:
+    """Whether a TCP socket listens on `port` (read from /proc: connecting would take the
+    one connection an RTSP listener accepts)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
+def RtspPush(frames: np.ndarray, port: int, fps: int = 25, wait_s: float = 20) -> Push:  # noqa: N802
+    """RTSP (ANNOUNCE/RECORD over TCP) to a listener on 127.0.0.1:`port`, once it listens."""
+    deadline = time.monotonic() + wait_s
+    while not listening(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return Push(frames, f"rtsp://127.0.0.1:{port}/live", "rtsp", fps,
+                options={"rtsp_transport": "tcp"})  # fmt: skip
 
 
 def write_hls(frames: np.ndarray, folder: Path, fps: int = 25, segment_s: int = 2) -> Path:

@@ -104,6 +104,7 @@ class Watch:
             url=self.spec.url, frames=engine.job.frames, size=engine.job.size,
             window_s=float(self.spec.window_s), stride_s=float(self.spec.stride_s),
             limits=Limits(max_pixels=limits.max_pixels), transport=self.spec.transport,
+            listen=self.spec.listen,
             open_timeout_s=limits.timeout_s, read_timeout_s=limits.timeout_s,
             realtime=self.spec.realtime,
         )  # fmt: skip
@@ -146,6 +147,7 @@ class Watch:
                             self.manager.limits.nice, self.manager.limits.memory_mb)  # fmt: skip
             offset = 0.0
             why = "the source ended"
+            went_live = False
             try:
                 while True:
                     msg = await reader.next()
@@ -155,6 +157,7 @@ class Watch:
                         t0 = now if t0 is None else t0
                         offset = now - t0
                         self.video = {"width": msg[1], "height": msg[2], "fps": msg[3]}
+                        went_live = True
                         failures = 0
                         self._set_state("live")
                     elif kind == "window":
@@ -173,6 +176,8 @@ class Watch:
             if is_file and why.startswith("the source ended"):
                 self._set_state("stopped", why)
                 return
+            if spec.listen and not went_live and "did not open within" in why:
+                continue  # nobody pushed yet: listen again at once
             failures += 1
             self.reconnects += 1
             wait = BACKOFF_S[min(failures, len(BACKOFF_S)) - 1]
@@ -292,6 +297,10 @@ class StreamManager:
                 raise BadRequest(
                     f"the alert's label {alert.label!r} is not one of the stream's labels"
                 )
+        if spec.listen and not self.limits.allow_private:
+            raise BadRequest(
+                "listen opens a port on the server: it needs ALT_STREAMS_ALLOW_PRIVATE=1"
+            )
         await asyncio.to_thread(check_url, spec.url, self.limits.allow_private)
         if spec.webhook is not None:
             await asyncio.to_thread(check_url, spec.webhook.url, self.limits.allow_private,

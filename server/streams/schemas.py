@@ -47,12 +47,18 @@ class StreamSpec(BaseModel):
     alerts: list[AlertSpec] = Field(default_factory=list, max_length=32)
     webhook: WebhookSpec | None = None
     transport: Literal["tcp", "udp"] | None = Field(None, description="RTSP transport (tcp)")
+    listen: bool = Field(
+        False, description="RTSP: receive a stream pushed to this address (needs "
+        "ALT_STREAMS_ALLOW_PRIVATE: the server opens a port)"
+    )  # fmt: skip
     realtime: bool = Field(True, description="file:// sources play at their own rate")
 
     @model_validator(mode="after")
     def _stride_within_window(self) -> StreamSpec:
         if self.stride_s > self.window_s:
             raise ValueError("stride_s must not exceed window_s")
+        if self.listen and not self.url.lower().startswith(("rtsp://", "rtsps://")):
+            raise ValueError("listen is for rtsp:// URLs")
         return self
 
 

@@ -24,7 +24,7 @@ from server.engine.timeline import smooth
 from server.streams.online import AlertRule, OnlineTimeline
 from server.streams.safety import check_url, redact
 from tests.conftest import DEFAULT_CHECKPOINT
-from tests.live import HttpFolder, UdpPush, write_hls
+from tests.live import HttpFolder, RtspPush, UdpPush, write_hls
 from training.generate import render_timeline
 
 from .conftest import ServerProcess, free_port
@@ -303,13 +303,13 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
 @pytest.mark.slow
 def test_hls_and_files_bad_definitions_limits_and_signed_webhooks(
-    jobs_dir, three_actions, tmp_path
+    watcher, three_actions, tmp_path
 ):
     frames, _ = three_actions
     hls = HttpFolder(Path(write_hls(frames[:200], tmp_path).parent))
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    srv = _server(jobs_dir / "other")
+    srv = watcher
     try:
         hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
         r = httpx.post(srv.url + "/streams", json={
@@ -332,6 +332,19 @@ def test_hls_and_files_bad_definitions_limits_and_signed_webhooks(
             assert headers["X-Alt-Signature"] == want
             assert json.loads(body)["stream"] == r.json()["id"]
 
+        # RTSP pushed to the server (FFmpeg's listen mode): live, then a segment.
+        port = free_port()
+        rtsp = httpx.post(srv.url + "/streams", json={"url": f"rtsp://127.0.0.1:{port}/live",
+                                                      "listen": True, "labels": ACTIONS}).json()  # fmt: skip
+        ev = Events(srv.url + f"/streams/{rtsp['id']}/events")
+        pushed = RtspPush(frames[:150], port)
+        ev.wait(lambda g: g[1] == "segment", 20)
+        pushed.stop()
+        assert (
+            pushed.error is None
+            and httpx.delete(srv.url + f"/streams/{rtsp['id']}").status_code == 204
+        )
+
         # A file at its own rate; it ends: the stream stops.
         video = tmp_path / "clip.mp4"
         from media import write_video
@@ -352,7 +365,8 @@ def test_hls_and_files_bad_definitions_limits_and_signed_webhooks(
         for bad in ({"url": "ftp://x/y"}, {"url": "udp://127.0.0.1:1", "window_s": 2, "stride_s": 3},
                     {"url": "udp://127.0.0.1:1", "labels": "a,b", "alerts": [{"label": "c"}]},
                     {"url": "udp://127.0.0.1:1", "window_s": -1}, {"url": "udp://127.0.0.1:1", "extra": 1},
-                    {"url": "udp://127.0.0.1:1", "labels": "@nope"}, {"nourl": 1}, [1, 2]):  # fmt: skip
+                    {"url": "udp://127.0.0.1:1", "labels": "@nope"}, {"nourl": 1}, [1, 2],
+                    {"url": "udp://127.0.0.1:1", "listen": True}):  # fmt: skip
             got = httpx.post(srv.url + "/streams", json=bad)
             assert got.status_code == 422 and set(got.json()) == {"error", "detail"}, (
                 bad,
@@ -374,6 +388,10 @@ def test_private_sources_are_refused_by_default(server):
     hook = httpx.post(server.url + "/streams", json={"url": "rtsp://93.184.216.34/cam",
                                                      "webhook": {"url": "http://10.0.0.1/x"}})  # fmt: skip
     assert hook.status_code == 422 and hook.json()["detail"].startswith("webhook.url")
+    listen = httpx.post(
+        server.url + "/streams", json={"url": "rtsp://93.184.216.34/cam", "listen": True}
+    )
+    assert listen.status_code == 422 and "ALT_STREAMS_ALLOW_PRIVATE" in listen.json()["detail"]
 
 
 def test_the_reader_reports_a_source_that_never_opens(tmp_path):
