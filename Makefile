@@ -18,10 +18,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/alt serve
 
-# Everything CI runs: the type check, then the whole suite on two workers (pytest-xdist;
-# each file stays on one worker, the Ray files share one: tests/conftest.py).
+# Everything CI runs: the type check, then the whole suite: all but the Ray files on two
+# workers (pytest-xdist, a file per worker at a time), then the Ray files on their own.
 test: typecheck
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not ray"
+	$(BIN)/python -m pytest -m ray
 
 # Day to day: everything but the slow tier (real servers, training runs, Ray, Docker,
 # the browser), in about four minutes on two cores.

@@ -86,17 +86,17 @@ def world_videos(tmp_path_factory) -> list[Path]:
 
 
 # Files whose tests start, join or stop Ray clusters (`ray stop --force` stops every Ray
-# process of the machine): run one after another, never beside each other.
+# process of the machine; a cluster starved of CPU by a neighbour misses its deadlines):
+# marked `ray`, so `make test` runs them on their own after the rest.
 RAY_FILES = {
     "tests/cli/test_library.py", "tests/server/test_cluster.py", "tests/server/test_nodes.py",
     "tests/server/test_ray_parts.py", "tests/server/test_ray_private.py",
 }  # fmt: skip
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs two workers): each file's tests stay together on
-    one worker (its module fixtures start once), and the Ray files share one worker."""
     root = Path(__file__).resolve().parents[1]
     for item in items:
-        path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
-        item.add_marker(pytest.mark.xdist_group("ray" if path in RAY_FILES else path))
+        if Path(str(item.fspath)).resolve().relative_to(root).as_posix() in RAY_FILES:
+            item.add_marker(pytest.mark.ray)
