@@ -302,9 +302,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.mark.slow
-def test_hls_and_files_bad_definitions_limits_and_signed_webhooks(
-    watcher, three_actions, tmp_path
-):
+def test_hls_and_files_bad_definitions_limits_and_signed_webhooks(watcher, three_actions, tmp_path):
     frames, _ = three_actions
     hls = HttpFolder(Path(write_hls(frames[:200], tmp_path).parent))
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
