@@ -34,6 +34,26 @@ class Metrics:
         self.label_cache = Counter(
             "alt_label_cache", "Label-set embedding cache lookups", ["result"], registry=r
         )
+        # Live streams (POST /streams)
+        self.streams = Gauge("alt_streams", "Streams watched, by state", ["state"], registry=r)
+        self.stream_windows = Counter(
+            "alt_stream_windows",
+            "Stream windows labelled, or dropped because the model was behind",
+            ["result"],
+            registry=r,
+        )
+        self.stream_events = Counter(
+            "alt_stream_events", "Stream events sent, by kind", ["event"], registry=r
+        )
+        self.stream_reconnects = Counter(
+            "alt_stream_reconnects", "Stream sources lost and reconnected", registry=r
+        )
+        self.stream_delay = Histogram(
+            "alt_stream_delay_seconds",
+            "From a window's last sampled frame to its label",
+            buckets=_LATENCY,
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -67,6 +67,7 @@ class Watch:
             Webhook(spec.webhook.url, secret, set(spec.webhook.events), stream_id)
             if spec.webhook is not None else None
         )  # fmt: skip
+        manager.metrics.streams.labels(self.state).inc()
         self.task = asyncio.get_running_loop().create_task(
             self._guarded(), name=f"stream-{stream_id}"
         )
@@ -79,6 +80,7 @@ class Watch:
         self.history.append((eid, event, data))
         if event != "status":
             self.sent += 1
+            self.manager.metrics.stream_events.labels(event).inc()
         for q in list(self.listeners):
             if q.full():  # a listener that does not read loses its oldest events
                 with contextlib.suppress(asyncio.QueueEmpty):
@@ -88,6 +90,9 @@ class Watch:
             self.hook.send(event, data)
 
     def _set_state(self, state: str, error: str | None = None) -> None:
+        gauge = self.manager.metrics.streams
+        gauge.labels(self.state).dec()
+        gauge.labels(state).inc()
         self.state, self.error = state, error if error is not None else self.error
         body: dict = {"state": state}
         if error:
@@ -170,6 +175,7 @@ class Watch:
             finally:
                 reader.close()
                 self.dropped += reader.dropped
+                self.manager.metrics.stream_windows.labels("dropped").inc(reader.dropped)
                 frames_before = self.frames
             for event, data in self.timeline.flush():  # the open segment ends with its source
                 self.emit(event, data)
@@ -180,6 +186,7 @@ class Watch:
                 continue  # nobody pushed yet: listen again at once
             failures += 1
             self.reconnects += 1
+            self.manager.metrics.stream_reconnects.inc()
             wait = BACKOFF_S[min(failures, len(BACKOFF_S)) - 1]
             self._set_state("reconnecting", f"{why}; reconnecting in {wait:g} s")
             await asyncio.sleep(wait)
@@ -190,19 +197,23 @@ class Watch:
             run = await self.manager.engine.model.infer(frames[None], False)
         except Overloaded:  # the model's queue is full: this window is dropped
             self.dropped += 1
+            self.manager.metrics.stream_windows.labels("dropped").inc()
             return
         except ServiceError as err:
             self.dropped += 1
+            self.manager.metrics.stream_windows.labels("dropped").inc()
             self.error = err.message
             return
         assert self.timeline is not None
         self.windows += 1
+        self.manager.metrics.stream_windows.labels("labelled").inc()
         events = self.timeline.push(
             round(start + offset, 3), round(end + offset, 3),
             [round(t + offset, 3) for t in times], run.views,
         )  # fmt: skip
         if t0 is not None:  # from the window's last sampled frame to its label
             self.delay_s = round(time.monotonic() - t0 - (times[-1] + offset), 3)
+            self.manager.metrics.stream_delay.observe(max(0.0, self.delay_s))
         for event, data in events:
             self.emit(event, data)
 
@@ -253,6 +264,7 @@ class Watch:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        self.manager.metrics.streams.labels(self.state).dec()
         if self.hook is not None:
             await self.hook.close()
 
@@ -260,6 +272,7 @@ class Watch:
 class StreamManager:
     def __init__(self, engine: Engine, store: StreamStore, limits: StreamLimits) -> None:
         self.engine, self.store, self.limits = engine, store, limits
+        self.metrics = engine.metrics
         self.watches: dict[str, Watch] = {}
 
     async def start(self) -> None:

@@ -200,6 +200,14 @@ class Events:
         )
 
 
+def _metric(text: str, name: str) -> float:
+    """A sample's value in Prometheus text (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def _label_at(t: float, spans) -> str | None:
     return next((lab for a, b, lab in spans if a <= t < b), None)
 
@@ -246,9 +254,19 @@ def test_a_udp_stream_pushed_at_real_time_is_labelled_as_it_plays(watcher, three
         assert status["counts"]["frames"] >= 550 and status["counts"]["windows"] >= 10
         assert status["counts"]["windows_dropped"] == 0 and status["lag_s"] == 2.0
         assert status["video"] == {"width": 128, "height": 128, "fps": 25.0}
+        # The same counts in the metrics; the stream counted in the state it is in.
+        metrics = httpx.get(srv.url + "/metrics").text
+        labelled = _metric(metrics, 'alt_stream_windows_total{result="labelled"}')
+        assert labelled == httpx.get(srv.url + f"/streams/{sid}").json()["counts"]["windows"]
+        state = httpx.get(srv.url + f"/streams/{sid}").json()["state"]
+        assert _metric(metrics, f'alt_streams{{state="{state}"}}') == 1
+        assert _metric(metrics, 'alt_stream_events_total{event="alert"}') >= 1
         assert httpx.delete(srv.url + f"/streams/{sid}").status_code == 204
         events.wait(lambda g: g[1] == "deleted", 5)
         assert httpx.get(srv.url + f"/streams/{sid}").status_code == 404
+        gauges = [line for line in httpx.get(srv.url + "/metrics").text.splitlines()
+                  if line.startswith("alt_streams{")]  # fmt: skip
+        assert gauges and all(float(line.split()[-1]) == 0 for line in gauges), gauges
     finally:
         if push:
             push.stop()
