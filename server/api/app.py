@@ -73,7 +73,7 @@ def create_app(
             raise
         app.state.jobs = runner
         watcher = None
-        if jobs_elsewhere is not None:
+        if make_engine is not None:  # a Ray cluster's engine: no replica watches streams
             app.state.streams_problem = "live streams are watched by `alt serve`, not on Ray"
         else:
             try:

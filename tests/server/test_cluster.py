@@ -129,6 +129,9 @@ def test_ray_answers_exactly_as_the_plain_server(plain, on_ray, world_videos):
     )
     ready = httpx.get(on_ray.url + "/readyz").json()
     assert ready["status"] == "ready" and ready["model"] == "demo"
+    # Live streams are watched by `alt serve` only: on Ray the routes say so.
+    streams = httpx.get(on_ray.url + "/streams")
+    assert streams.status_code == 503 and "not on Ray" in streams.json()["detail"]
 
 
 async def _half_heads(port: int, n: int, hold_s: float) -> list[float | None]:
