@@ -24,6 +24,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 
@@ -150,7 +151,7 @@ def run_ray(args, video: bytes) -> list[list[str]]:
     try:
         for name, port, url, hold in (("ray serve proxy", server.port, server.url, 14.0),
                                       ("nginx -> ray", door.port, door.url, 5 + 1 + 8.0)):  # fmt: skip
-            target = type("Target", (), {"port": port, "url": url})
+            target = SimpleNamespace(port=port, url=url)  # what `scenario` reads of a server
             for stalled in (0, 100, 300, 1000):
                 r = asyncio.run(scenario(target, video, stalled, hold))  # type: ignore[arg-type]
                 fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import httpx
 import numpy as np
 
 from media import write_video
-from tests.live import UdpPush
+from tests.live import Events, UdpPush
 from training.generate import render_clip, render_timeline
 
 from .common import percentile, table
@@ -37,18 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WINDOW_S, STRIDE_S, LAG = 4.0, 2.0, 1
 
 
-def _events(url: str, got: list, stop: threading.Event) -> None:
-    with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=None)) as r:
-        event = None
-        for line in r.iter_lines():
-            if stop.is_set():
-                return
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event:
-                got.append((time.monotonic(), event, json.loads(line[6:])))
-
-
 def latency(server: Serve, actions: list[str], seed: int) -> dict:
     frames, truth = render_timeline(actions, 8.0, seed=seed)
     port = free_port()
@@ -57,17 +44,14 @@ def latency(server: Serve, actions: list[str], seed: int) -> dict:
         "lag_windows": LAG})  # fmt: skip
     r.raise_for_status()
     sid = r.json()["id"]
-    got: list = []
-    stop = threading.Event()
-    threading.Thread(target=_events, args=(server.url + f"/streams/{sid}/events", got, stop),
-                     daemon=True).start()  # fmt: skip
+    events = Events(server.url + f"/streams/{sid}/events")
     time.sleep(1.0)
     push = UdpPush(frames, port)
     push.thread.join()
     time.sleep(WINDOW_S + STRIDE_S * (LAG + 1) + 3)  # the source goes silent: segments close
     status = httpx.get(server.url + f"/streams/{sid}").json()
     httpx.delete(server.url + f"/streams/{sid}")
-    stop.set()
+    got = events.got
     assert push.started is not None
     opened = [(t, d) for t, e, d in got if e == "segment" and d["end_s"] is None]
     closed = [d for _, e, d in got if e == "segment" and d["end_s"] is not None]

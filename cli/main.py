@@ -233,10 +233,10 @@ def _train(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name in _TRAIN_FLAGS}
     try:
         job = TrainJob.resolve(args.recipe, args.set, flags, args.data_root)
-        check_training_data(job)
+        checked = check_training_data(job)
         from training.commands import train_command
 
-        summary = train_command(job)
+        summary = train_command(job, checked)
     except (CommandError, RecipeError) as err:
         raise SystemExit(f"alt train: {err}") from None
     if summary:

@@ -20,9 +20,6 @@ source never hangs the worker.
 
 from __future__ import annotations
 
-import math
-import os
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +29,8 @@ from multiprocessing.connection import Connection
 import av
 import numpy as np
 
-from .decode import Limits, scale_frame
+from .decode import Limits, _why, scale_frame
+from .worker import confine
 
 SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "srt", "file")
 
@@ -193,34 +191,15 @@ def watch(job: LiveJob, send: Callable[..., None], send_bytes: Callable[[bytes],
         container.close()
 
 
-def _why(err: Exception) -> str:
-    text = getattr(err, "strerror", None) or str(err)
-    return " ".join(text.split())[:200]
-
-
 def main(argv: list[str]) -> None:
     fd, nice, memory_mb = (int(a) for a in argv)
-    from .worker import _die_with_parent  # noqa: PLC0415 - shared with the decode worker
-
-    _die_with_parent()
-    if nice:
-        os.nice(nice)
-    if memory_mb:
-        limit = memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    confine(nice, memory_mb)
     conn = Connection(fd)
     try:
         job = conn.recv()
         watch(job, conn.send, conn.send_bytes)
     except (EOFError, OSError, BrokenPipeError):
         pass  # the server went away
-
-
-def window_count(duration_s: float, window_s: float, stride_s: float) -> int:
-    """How many windows a source of `duration_s` completes."""
-    if duration_s < window_s:
-        return 0
-    return math.floor((duration_s - window_s) / stride_s + 1e-9) + 1
 
 
 if __name__ == "__main__":

@@ -99,14 +99,20 @@ def _die_with_parent() -> None:
         pass
 
 
-def main(argv: list[str]) -> None:
-    fd, slot_fd, slot_bytes, nice, memory_mb = (int(a) for a in argv)
+def confine(nice: int, memory_mb: int) -> None:
+    """A worker process's bounds: it dies with the server, yields the CPU by `nice`, and
+    may map at most `memory_mb` (0: no cap)."""
     _die_with_parent()
     if nice:
         os.nice(nice)
     if memory_mb:
         limit = memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def main(argv: list[str]) -> None:
+    fd, slot_fd, slot_bytes, nice, memory_mb = (int(a) for a in argv)
+    confine(nice, memory_mb)
     slot = mmap.mmap(slot_fd, slot_bytes)
     serve(Connection(fd), slot)
 

@@ -1,18 +1,20 @@
 """Live sources the tests make on loopback: a generated video pushed at real time as
 MPEG-TS over UDP or over RTSP (as a camera or an encoder sends it), or written as HLS and
-served by a local HTTP server."""
+served by a local HTTP server; and a client of a stream's server-sent events."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import http.server
+import json
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 
 
@@ -136,3 +138,37 @@ class HttpFolder:
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
+
+
+class Events:
+    """A client of GET /streams/{id}/events, collecting (arrival time, event, data)."""
+
+    def __init__(self, url: str) -> None:
+        self.got: list[tuple[float, str, dict]] = []
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        try:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=60)) as r:
+                event = None
+                for line in r.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event:
+                        self.got.append((time.monotonic(), event, json.loads(line[6:])))
+                        if event == "deleted":
+                            return
+        except httpx.HTTPError:
+            return
+
+    def wait(self, pred, timeout: float) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [g for g in self.got if pred(g)]
+            if found:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(
+            f"no such event in {timeout} s; got {[(e, d) for _, e, d in self.got]}"
+        )

@@ -46,8 +46,9 @@ def _device(name: str) -> str:
     return name
 
 
-def train_command(job: TrainJob) -> dict:
-    present, missing, labels, val_samples = check_training_data(job)
+def train_command(job: TrainJob, checked: tuple | None = None) -> dict:
+    """`checked`: what `check_training_data(job)` returned, when the caller ran it."""
+    present, missing, labels, val_samples = checked or check_training_data(job)
     entities = read_entity_file(job.entities) if job.entities else []
     entities = merge_entities(
         entities, entities_from_labels(labels), [Entity(p, kind="body part") for p in BODY_PARTS]

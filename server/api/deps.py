@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..engine import Engine, Metrics
-from ..engine.errors import Unauthorized
+from ..engine.errors import Unauthorized, Unavailable
 from ..settings import Settings
 from .admission import Admission
 
@@ -27,6 +27,16 @@ def get_metrics(request: Request) -> Metrics:
 
 def get_admission(request: Request) -> Admission:
     return request.app.state.admission
+
+
+def app_part(request: Request, name: str):
+    """A part the app starts in its lifespan (`jobs`, `streams`), or a 503 saying why this
+    app has none (`<name>_problem`)."""
+    part = getattr(request.app.state, name, None)
+    if part is None:
+        problem = getattr(request.app.state, f"{name}_problem", "the server is starting")
+        raise Unavailable(f"{name} are unavailable here: {problem}")
+    return part
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

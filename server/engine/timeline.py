@@ -61,7 +61,11 @@ def window_scores(
 
 def smooth(probs: np.ndarray, penalty: float) -> np.ndarray:
     """The label path `(W,)` maximizing sum(log p) - penalty x (changes of label)."""
-    logp = np.log(np.clip(probs, 1e-12, None))
+    return best_path(np.log(np.clip(probs, 1e-12, None)), penalty)
+
+
+def best_path(logp: np.ndarray, penalty: float) -> np.ndarray:
+    """`smooth` over log-probabilities `(W, L)`."""
     n, k = logp.shape
     score = logp[0].copy()
     back = np.zeros((n, k), np.int64)

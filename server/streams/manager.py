@@ -82,10 +82,7 @@ class Watch:
             self.sent += 1
             self.manager.metrics.stream_events.labels(event).inc()
         for q in list(self.listeners):
-            if q.full():  # a listener that does not read loses its oldest events
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    q.get_nowait()
-            q.put_nowait((eid, event, data))
+            _offer(q, (eid, event, data))
         if self.hook is not None:
             self.hook.send(event, data)
 
@@ -151,8 +148,7 @@ class Watch:
             reader = Reader(self._job(), self.manager.limits.buffer_windows,
                             self.manager.limits.nice, self.manager.limits.memory_mb)  # fmt: skip
             offset = 0.0
-            why = "the source ended"
-            went_live = False
+            why, ended = "the source ended", True
             try:
                 while True:
                     msg = await reader.next()
@@ -162,28 +158,24 @@ class Watch:
                         t0 = now if t0 is None else t0
                         offset = now - t0
                         self.video = {"width": msg[1], "height": msg[2], "fps": msg[3]}
-                        went_live = True
                         failures = 0
                         self._set_state("live")
                     elif kind == "window":
                         await self._window(msg, offset, t0)
                     elif kind == "frames":
                         self.frames = frames_before + msg[1]
-                    else:
-                        why = msg[1]
+                    else:  # "ended" or "failed"
+                        why, ended = msg[1], kind == "ended"
                         break
             finally:
                 reader.close()
-                self.dropped += reader.dropped
-                self.manager.metrics.stream_windows.labels("dropped").inc(reader.dropped)
+                self._dropped(reader.dropped)
                 frames_before = self.frames
             for event, data in self.timeline.flush():  # the open segment ends with its source
                 self.emit(event, data)
-            if is_file and why.startswith("the source ended"):
+            if is_file and ended:
                 self._set_state("stopped", why)
                 return
-            if spec.listen and not went_live and "did not open within" in why:
-                continue  # nobody pushed yet: listen again at once
             failures += 1
             self.reconnects += 1
             self.manager.metrics.stream_reconnects.inc()
@@ -195,14 +187,10 @@ class Watch:
         _, start, end, times, frames = msg
         try:
             run = await self.manager.engine.model.infer(frames[None], False)
-        except Overloaded:  # the model's queue is full: this window is dropped
-            self.dropped += 1
-            self.manager.metrics.stream_windows.labels("dropped").inc()
-            return
-        except ServiceError as err:
-            self.dropped += 1
-            self.manager.metrics.stream_windows.labels("dropped").inc()
-            self.error = err.message
+        except ServiceError as err:  # the model's queue is full, or it failed: dropped
+            self._dropped(1)
+            if not isinstance(err, Overloaded):
+                self.error = err.message
             return
         assert self.timeline is not None
         self.windows += 1
@@ -217,27 +205,25 @@ class Watch:
         for event, data in events:
             self.emit(event, data)
 
+    def _dropped(self, n: int) -> None:
+        self.dropped += n
+        self.manager.metrics.stream_windows.labels("dropped").inc(n)
+
     # ---- what the routes show -------------------------------------------------------------
 
     def status(self, with_secret: bool = False) -> StreamStatus:
         tl = self.timeline
+        hook = self.spec.webhook
+        params = self.spec.model_dump(exclude={"url", "labels", "webhook"}, exclude_none=True)
+        if hook is not None:
+            params["webhook"] = {"url": redact(hook.url), "events": hook.events}
         return StreamStatus(
             id=self.id,
             url=redact(self.spec.url),
             state=self.state,
             created_at=datetime.fromtimestamp(self.created, UTC),
             labels=self.labels,
-            params=self.spec.model_dump(exclude={"url", "labels", "webhook"}, exclude_none=True)
-            | (
-                {
-                    "webhook": {
-                        "url": redact(self.spec.webhook.url),
-                        "events": self.spec.webhook.events,
-                    }
-                }
-                if self.spec.webhook
-                else {}
-            ),  # fmt: skip
+            params=params,
             lag_s=self.spec.lag_windows * self.spec.stride_s,
             delay_s=self.delay_s,
             video=self.video,
@@ -251,22 +237,28 @@ class Watch:
             current=tl.current() if tl else None,
             recent=list(tl.recent) if tl else [],
             error=self.error,
-            webhook_secret=self.secret if with_secret and self.spec.webhook else None,
+            webhook_secret=self.secret if with_secret and hook is not None else None,
             links={"self": f"/streams/{self.id}", "events": f"/streams/{self.id}/events"},
         )
 
     async def stop(self, deleted: bool = False) -> None:
         if deleted:
             for q in list(self.listeners):
-                if q.full():
-                    q.get_nowait()
-                q.put_nowait((0, "deleted", {}))
+                _offer(q, (0, "deleted", {}))
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         self.manager.metrics.streams.labels(self.state).dec()
         if self.hook is not None:
             await self.hook.close()
+
+
+def _offer(q: asyncio.Queue, item) -> None:
+    """Put without waiting: a listener that does not read loses its oldest events."""
+    if q.full():
+        with contextlib.suppress(asyncio.QueueEmpty):
+            q.get_nowait()
+    q.put_nowait(item)
 
 
 class StreamManager:

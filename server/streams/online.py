@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine.backends import ClipResult
-from ..engine.timeline import MAX_ENTITY_TIMES, smooth, window_scores
+from ..engine.timeline import MAX_ENTITY_TIMES, best_path, window_scores
 
 RECENT_SEGMENTS = 50  # closed segments kept for GET /streams/{id}
 
@@ -120,11 +120,11 @@ class OnlineTimeline:
     def _best_first(self) -> int:
         """The label of the oldest pending window on the best path from the last commit."""
         logp = np.log(np.clip(np.stack([w.probs for w in self._pending]), 1e-12, None))
-        if self._committed is not None:
+        if self._committed is not None:  # a first step that only the last label can take
             start = np.full((1, logp.shape[1]), -1e9)
             start[0, self._committed] = 0.0
-            return int(smooth(np.exp(np.concatenate([start, logp])), self.smoothing)[1])
-        return int(smooth(np.exp(logp), self.smoothing)[0])
+            return int(best_path(np.concatenate([start, logp]), self.smoothing)[1])
+        return int(best_path(logp, self.smoothing)[0])
 
     def _bound(self, w: _Window) -> float:
         """Where the time `w` owns begins: the midpoint of its and its predecessor's centres."""

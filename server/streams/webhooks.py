@@ -53,16 +53,14 @@ class Webhook:
         self.url, self.secret, self.events, self.stream_id = url, secret, events, stream_id
         self.attempts, self.backoff_s = attempts, backoff_s
         self._queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue(queue)
-        self.delivered = self.failed = self.dropped = 0
         self._task = asyncio.get_running_loop().create_task(self._run(), name="alt-webhook")
 
     def send(self, event: str, data: dict) -> None:
         if event not in self.events:
             return
         body = json.dumps({"stream": self.stream_id, "event": event, "data": data}).encode()
-        if self._queue.full():
+        if self._queue.full():  # the receiver is behind: the oldest event goes
             self._queue.get_nowait()
-            self.dropped += 1
         self._queue.put_nowait((event, body, uuid.uuid4().hex))
 
     async def _run(self) -> None:
@@ -74,12 +72,8 @@ class Webhook:
             for attempt in range(self.attempts):
                 status = await asyncio.to_thread(_post, self.url, body, headers)
                 if status and status < 500 and status != 429:  # answered: done either way
-                    self.delivered += 200 <= status < 300
-                    self.failed += not 200 <= status < 300
                     break
-                if attempt + 1 == self.attempts:
-                    self.failed += 1
-                else:
+                if attempt + 1 < self.attempts:
                     await asyncio.sleep(self.backoff_s * 2**attempt)
 
     async def close(self) -> None:

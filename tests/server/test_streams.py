@@ -24,7 +24,7 @@ from server.engine.timeline import smooth
 from server.streams.online import AlertRule, OnlineTimeline
 from server.streams.safety import check_url, redact
 from tests.conftest import DEFAULT_CHECKPOINT
-from tests.live import HttpFolder, RtspPush, UdpPush, write_hls
+from tests.live import Events, HttpFolder, RtspPush, UdpPush, write_hls
 from training.generate import render_timeline
 
 from .conftest import ServerProcess, free_port
@@ -164,40 +164,6 @@ def _server(jobs_dir: Path, **env) -> ServerProcess:
         "ALT_STREAMS_ALLOW_PRIVATE": "1", "ALT_STREAM_TIMEOUT_S": "2", "ALT_MAX_STREAMS": "3",
         **env,
     })  # fmt: skip
-
-
-class Events:
-    """A client of GET /streams/{id}/events, collecting (arrival time, event, data)."""
-
-    def __init__(self, url: str) -> None:
-        self.got: list[tuple[float, str, dict]] = []
-        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
-        self._thread.start()
-
-    def _run(self, url: str) -> None:
-        try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=60)) as r:
-                event = None
-                for line in r.iter_lines():
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: ") and event:
-                        self.got.append((time.monotonic(), event, json.loads(line[6:])))
-                        if event == "deleted":
-                            return
-        except httpx.HTTPError:
-            return
-
-    def wait(self, pred, timeout: float) -> list:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [g for g in self.got if pred(g)]
-            if found:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(
-            f"no such event in {timeout} s; got {[(e, d) for _, e, d in self.got]}"
-        )
 
 
 def _metric(text: str, name: str) -> float:

@@ -10,11 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ...engine.errors import BadRequest, NotFound, Unavailable
+from ...engine.errors import BadRequest, NotFound
 from ...engine.labels import parse_labels
 from ...jobs import JobList, JobRunner, JobStatus, job_status, status_json
 from ...jobs.store import STATES
-from ..deps import AdmissionDep, SettingsDep, require_key
+from ..deps import AdmissionDep, SettingsDep, app_part, require_key
 from ..params import TimelineDep
 from ..upload import spool_video
 from .recognize import _BODY_DOC
@@ -24,11 +24,7 @@ HEARTBEAT_S = 15.0
 
 
 def get_jobs(request: Request) -> JobRunner:
-    jobs = getattr(request.app.state, "jobs", None)
-    if jobs is None:
-        problem = getattr(request.app.state, "jobs_problem", "the server is starting")
-        raise Unavailable(f"jobs are unavailable here: {problem}")
-    return jobs
+    return app_part(request, "jobs")
 
 
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]

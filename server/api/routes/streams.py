@@ -10,20 +10,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ...engine.errors import Unavailable
 from ...streams import StreamList, StreamManager, StreamSpec, StreamStatus
-from ..deps import require_key
+from ..deps import app_part, require_key
 
 router = APIRouter(tags=["streams"], dependencies=[Depends(require_key)])
 HEARTBEAT_S = 15.0
 
 
 def get_streams(request: Request) -> StreamManager:
-    streams = getattr(request.app.state, "streams", None)
-    if streams is None:
-        problem = getattr(request.app.state, "streams_problem", "the server is starting")
-        raise Unavailable(f"streams are unavailable here: {problem}")
-    return streams
+    return app_part(request, "streams")
 
 
 StreamsDep = Annotated[StreamManager, Depends(get_streams)]
