@@ -211,6 +211,7 @@ def _build_default(args: argparse.Namespace) -> int:
         args.work,
         seed=args.seed,
         budget=QUICK if args.quick else None,
+        baseline_out=args.baseline_out,
         log=lambda line: print(line, file=sys.stderr, flush=True),  # stdout: the JSON summary
     )
     print(json.dumps({k: report[k] for k in ("alt", "baseline", "few_shot", "seconds")}, indent=1))
@@ -583,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     default.add_argument("--out", type=Path, default=Path("checkpoints/default"))
     default.add_argument("--work", type=Path, default=Path("runs/default"))
+    default.add_argument(
+        "--baseline-out", type=Path, default=None,
+        help="where the baseline trained beside it goes (default: baseline next to --out)",
+    )  # fmt: skip
     default.add_argument("--seed", type=int, default=0)
     default.add_argument(
         "--quick", action="store_true", help="a minutes-long smoke run, not a useful model"

@@ -12,6 +12,10 @@ A checkpoint is one directory:
 `config.json` may also hold a `card`: what the model knows (`domain`), where its weights
 came from, its label set. Weights may be stored in fp16 or bf16 (`dtype`); they load into
 an fp32 model either way.
+
+A comparison model that pools frames another way (the training baseline) is stored the same
+way, with its own tensors under `head.` and `config.json`'s `head` naming it: it loads only
+where asked for (`with_head`, what `alt evaluate` does); the server refuses it by name.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .contract import ModelMeta
 from .corpus import BODY_PARTS, Entity, EntityCorpus, build_corpus
 
 FORMAT_VERSION = 1
+HEAD_PREFIX = "head."
 
 
 class CheckpointError(ValueError):
@@ -46,6 +51,8 @@ class Bundle:
     labels: list[str]
     card: dict = field(default_factory=dict)
     label_embeddings: torch.Tensor | None = None  # (L, D) for `labels`, when stored
+    head: dict | None = None  # a comparison model's own config (`with_head` only)
+    head_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def meta(self, version: str, context_length: int = 77) -> ModelMeta:
         """The serving contract's facts of this model (`version`: the directory's name)."""
@@ -88,20 +95,27 @@ def save_checkpoint(
     dtype: str = "fp32",
     card: dict | None = None,
     label_embeddings: torch.Tensor | None = None,
+    head: tuple[dict, dict[str, torch.Tensor]] | None = None,
 ) -> None:
     """`dtype` stores floating weights in fp16 or bf16 (half the bytes); `card` says what the
-    model knows; `label_embeddings` `(L, D)` spare the server encoding `labels` at start."""
+    model knows; `label_embeddings` `(L, D)` spare the server encoding `labels` at start;
+    `head` (config, tensors) stores a comparison model's own part beside ALT's."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
-    head = {"format_version": FORMAT_VERSION, "alt": config}
+    top = {"format_version": FORMAT_VERSION, "alt": config}
+    if head:
+        top["head"] = head[0]
     if card:
-        head["card"] = card
-    (directory / "config.json").write_text(json.dumps(head, indent=2) + "\n")
+        top["card"] = card
+    (directory / "config.json").write_text(json.dumps(top, indent=2) + "\n")
     store = STORED_DTYPES[dtype]
+    tensors = dict(model.state_dict())
+    if head:
+        tensors |= {HEAD_PREFIX + k: v for k, v in head[1].items()}
     state = {
         k: (v.to(store) if v.is_floating_point() else v).detach().contiguous().cpu()
-        for k, v in model.state_dict().items()
+        for k, v in tensors.items()
     }
     save_file(state, str(directory / "model.safetensors"), metadata={"dtype": dtype})
     corpus.save(directory)
@@ -125,18 +139,30 @@ def read_config(directory: Path) -> ALTConfig:
     return ALTConfig.from_dict(data["alt"])
 
 
-def load_checkpoint(directory: Path, map_location: str | torch.device = "cpu") -> Bundle:
-    """Load strictly: a missing or unexpected tensor is an error that names it."""
+def load_checkpoint(
+    directory: Path, map_location: str | torch.device = "cpu", with_head: bool = False
+) -> Bundle:
+    """Load strictly: a missing or unexpected tensor is an error that names it. A comparison
+    model's checkpoint (a `head`) loads only `with_head`."""
     directory = Path(directory)
     config = read_config(directory)
     for name in ("model.safetensors", "corpus.json", "corpus.safetensors", "labels.json"):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory} is incomplete: {name} is missing")
+    top = json.loads((directory / "config.json").read_text())
+    head = top.get("head")
+    if head is not None and not with_head:
+        raise CheckpointError(
+            f"{directory} holds a {head.get('kind', 'comparison')} model "
+            f"({head.get('about', 'not ALT')}), for alt evaluate; serve an ALT checkpoint"
+        )
     corpus = EntityCorpus.load(directory)
     labels = json.loads((directory / "labels.json").read_text())
-    card = json.loads((directory / "config.json").read_text()).get("card", {})
+    card = top.get("card", {})
     model = ALT(config, create_clip(config.clip_arch), corpus.embeddings)
     state = load_file(str(directory / "model.safetensors"))
+    head_state = {k[len(HEAD_PREFIX):]: state.pop(k) for k in list(state)
+                  if k.startswith(HEAD_PREFIX)}  # fmt: skip
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
@@ -149,7 +175,13 @@ def load_checkpoint(directory: Path, map_location: str | torch.device = "cpu") -
     except RuntimeError as err:  # shape mismatches
         raise CheckpointError(f"{directory / 'model.safetensors'}: {err}") from err
     return Bundle(
-        model.to(map_location).eval(), corpus, labels, card, _label_embeddings(directory, config)
+        model.to(map_location).eval(),
+        corpus,
+        labels,
+        card,
+        _label_embeddings(directory, config),
+        head,
+        head_state,
     )
 
 

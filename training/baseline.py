@@ -12,10 +12,13 @@ from model.vit import region_forward
 
 from .train import Dense
 
+ABOUT = "frame CLS mean pooling + a temporal transformer, no alignment"
+
 
 class TemporalBaseline(nn.Module):
     def __init__(self, alt: ALT, layers: int = 2) -> None:
         super().__init__()
+        self.layers = layers
         self.alt = alt  # reuses CLIP, normalization, label encoding and logit scale
         d = alt.dim
         self.frame_embed = nn.Parameter(torch.randn(alt.config.frames, d) * 0.02)
@@ -44,3 +47,20 @@ class TemporalBaseline(nn.Module):
         temporal = self.out(self.temporal(cls + self.frame_embed).mean(dim=1))
         emb = F.normalize(cls.mean(dim=1) + self.gate * temporal, dim=-1)
         return Dense(emb, enc.regions.reshape(b, t, *enc.regions.shape[1:]), None)
+
+    def head(self) -> tuple[dict, dict[str, Tensor]]:
+        """Its own config and tensors, for `save_checkpoint(head=...)` beside ALT's."""
+        own = {k: v for k, v in self.state_dict().items() if not k.startswith("alt.")}
+        return {"kind": "baseline", "about": ABOUT, "layers": self.layers}, own
+
+    @classmethod
+    def from_bundle(cls, bundle) -> TemporalBaseline:
+        """The baseline of a checkpoint loaded `with_head` (strict: every tensor fits)."""
+        assert bundle.head is not None and bundle.head.get("kind") == "baseline"
+        module = cls(bundle.model, int(bundle.head["layers"]))
+        missing, unexpected = module.load_state_dict(bundle.head_state, strict=False)
+        missing = [k for k in missing if not k.startswith("alt.")]
+        if missing or unexpected:
+            raise ValueError(f"baseline tensors do not fit: missing {missing}, "
+                             f"unexpected {unexpected}")  # fmt: skip
+        return module.eval()

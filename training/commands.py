@@ -155,6 +155,17 @@ class EvalJob:
     description: str = ""
 
 
+def video_module(bundle):
+    """What scores videos: ALT, or the comparison baseline a checkpoint holds."""
+    if bundle.head is None:
+        return ALTVideo(bundle.model)
+    if bundle.head.get("kind") != "baseline":
+        raise CommandError(f"unknown model kind {bundle.head.get('kind')!r} in the checkpoint")
+    from .baseline import TemporalBaseline
+
+    return TemporalBaseline.from_bundle(bundle)
+
+
 def _evaluate_samples(bundle, samples: list[Sample], labels: list[str], views, workers,
                       label_text=None) -> dict:  # fmt: skip
     alt = bundle.model
@@ -162,7 +173,7 @@ def _evaluate_samples(bundle, samples: list[Sample], labels: list[str], views, w
     dataset = VideoDataset(samples, labels, cfg.frames, cfg.image_size, train=False, views=views)
     with torch.no_grad():
         features = alt.label_features(label_text or labels)
-    return evaluate_views(ALTVideo(alt), dataset, features, workers=workers or 0)
+    return evaluate_views(video_module(bundle), dataset, features, workers=workers or 0)
 
 
 def evaluate_command(args) -> dict:
@@ -170,8 +181,11 @@ def evaluate_command(args) -> dict:
         return evaluate_recipe(args)
     if args.checkpoint is None or args.test is None:
         raise CommandError("give a checkpoint and --test FILE, or --recipe FILE")
-    bundle = load_checkpoint(args.checkpoint)
+    bundle = load_checkpoint(args.checkpoint, with_head=True)
     alt = bundle.model
+    if args.masks and bundle.head is not None:
+        raise CommandError("--masks scores ALT's alignment; this checkpoint holds a "
+                           f"{bundle.head.get('kind')}, which aligns nothing")  # fmt: skip
     samples = _present(read_samples(args.format, args.test, args.video_root, args.split, "test"),
                        f"test set {args.test}")  # fmt: skip
     labels = sorted({s.label for s in samples}) if args.labels_from_test else list(bundle.labels)
@@ -184,6 +198,7 @@ def evaluate_command(args) -> dict:
     views = tuple(args.views)
     result = _evaluate_samples(bundle, samples, labels, views, args.workers)
     result["views"] = list(views)
+    result["model"] = bundle.head.get("kind") if bundle.head else "alt"
     if args.masks:
         world = Path(args.masks).parent.parent
         names = json.loads((world / "world.json").read_text())["entities"]
@@ -205,7 +220,7 @@ def evaluate_recipe(args) -> dict:
         values["checkpoint"] = str(args.checkpoint)
     base = args.data_root or Path.cwd()
     job = build(EvalJob, values, where, base)
-    bundle = load_checkpoint(job.checkpoint)
+    bundle = load_checkpoint(job.checkpoint, with_head=True)
     out: dict = {"checkpoint": str(job.checkpoint), "views": list(job.views), "sets": {}}
     for i, raw in enumerate(job.sets):
         ev = build(EvalSet, raw, f"{where}: sets[{i}]", base)

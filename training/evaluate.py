@@ -48,16 +48,22 @@ def evaluate_views(
     batch_size: int = 8,
     workers: int = 0,
     device: torch.device | None = None,
+    hits: bool = False,
+    projected: bool = False,
 ) -> dict:
     """Top-1/top-5 over the dataset's label set with its test views (temporal clips x
     spatial crops), each video's softmax averaged over its views: what the server computes
-    for the same views. Videos that do not decode are counted apart (`skipped`)."""
+    for the same views. Videos that do not decode are counted apart (`skipped`). `hits`
+    adds each decoded video's top-1 result (1 right, 0 wrong), in the dataset's order.
+    `projected`: `label_features` are already label embeddings (normalized, mapped)."""
     from torch.utils.data import DataLoader
 
     module.eval()
     alt: ALT = module.alt
     device = device or torch.device("cpu")
-    label_emb = alt.project_labels(label_features.to(device))
+    label_emb = label_features.to(device)
+    if not projected:
+        label_emb = alt.project_labels(label_emb)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate)
     probs, targets, skipped = [], [], 0
     for items, bad in loader:
@@ -73,8 +79,11 @@ def evaluate_views(
         targets.append(target)
     if not probs:
         raise ValueError("no video of the evaluation set decodes")
-    result = accuracy_from_probs(torch.cat(probs), torch.cat(targets))
+    probs_, targets_ = torch.cat(probs), torch.cat(targets)
+    result = accuracy_from_probs(probs_, targets_)
     result["skipped"] = skipped
+    if hits:
+        result["hits"] = (probs_.argmax(dim=1) == targets_).int().tolist()
     return result
 
 

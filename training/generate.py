@@ -37,6 +37,9 @@ from .world import (
 
 MASK_SIZE = 32
 SPLITS = ("train", "val", "test", "fewshot", "zeroshot")
+SEEN_SPLITS = ("train", "val", "test")
+# Optional: clips of the held-out actions for choosing settings, never tested on.
+EXTRA_SPLITS = ("heldval",)
 
 
 def _seed(base: int, split: str, label: str, i: int) -> int:
@@ -138,15 +141,16 @@ def generate_world(
     per_class = per_class or {"train": 64, "val": 6, "test": 16, "fewshot": 16, "zeroshot": 16}
     out = Path(out)
     jobs = []
-    for split in SPLITS:
-        classes = SEEN if split in ("train", "val", "test") else HELD_OUT
+    splits = SPLITS + tuple(s for s in EXTRA_SPLITS if per_class.get(s))
+    for split in splits:
+        classes = SEEN if split in SEEN_SPLITS else HELD_OUT
         (out / "videos" / split).mkdir(parents=True, exist_ok=True)
         for action in classes:
             for i in range(per_class[split]):
                 jobs.append(
                     (str(out), split, len(jobs), action, _seed(seed, split, action, i), size)
                 )
-    results: dict[str, list] = {s: [] for s in SPLITS}
+    results: dict[str, list] = {s: [] for s in splits}
     with ProcessPoolExecutor(workers) as pool:
         for job, res in zip(
             jobs,

@@ -20,7 +20,7 @@ from media import write_video
 from model import Entity, build_alt, preset, save_checkpoint
 from model.corpus import label_entity_targets
 
-from .baseline import TemporalBaseline
+from .baseline import ABOUT, TemporalBaseline
 from .data import few_shot, read_csv
 from .evaluate import alignment_quality, evaluate_views
 from .generate import generate_world, render_clip
@@ -103,16 +103,38 @@ def _masks(world: Path, split: str) -> dict[Path, np.ndarray]:
 
 
 def _dataset(
-    world: Path, split: str, labels, train: bool, seed: int, samples=None, masks=None
+    world: Path,
+    split: str,
+    labels,
+    train: bool,
+    seed: int,
+    samples=None,
+    masks=None,
+    augment: Augment | None = None,
 ) -> VideoDataset:
     """A split of the world through the one training pipeline; the world's clips are small
     and read many times, so their frames are cached on disk (`<world>/frames`)."""
     samples = samples if samples is not None else read_csv(world / f"{split}.csv")
     config = preset("demo")
     # The world's figures face both ways: mirrored clips are clips of the same action.
-    augment = Augment(flip=True) if train else Augment()
+    if augment is None:
+        augment = Augment(flip=True) if train else Augment()
     return VideoDataset(samples, labels, config.frames, config.image_size, train, seed=seed,
                         augment=augment, masks=masks, cache_dir=world / "frames")  # fmt: skip
+
+
+def card(kind: str, seed: int, seen: list[str], held: list[str]) -> dict:
+    """What a model built here knows: `GET /model` and the web page show it."""
+    return {
+        "domain": "the generated world of training/ only: "
+        f"{len(seen)} seen and {len(held)} held-out actions of drawn stick figures with a "
+        "ball, cup, box or chair; it knows nothing of real videos (for real videos: alt init "
+        "with real CLIP weights)",
+        "pretrained": "CLIP pretrained by training/ on the generated world",
+        "label_set": f"the generated world's {len(seen)} seen actions",
+        "model": kind,
+        "built_by": f"alt build-default --seed {seed}",
+    }
 
 
 def _eval(module, ds: VideoDataset, labels) -> dict:
@@ -124,12 +146,19 @@ def _eval(module, ds: VideoDataset, labels) -> dict:
 
 
 def build_default(
-    out: Path, work: Path, seed: int = 0, budget: Budget | None = None, log=print
+    out: Path,
+    work: Path,
+    seed: int = 0,
+    budget: Budget | None = None,
+    log=print,
+    baseline_out: Path | None = None,
 ) -> dict:
-    """Run everything; the ALT checkpoint lands in `out`, the report in `out/report.json`."""
+    """Run everything; the ALT checkpoint lands in `out`, the report in `out/report.json`,
+    the baseline trained beside it in `baseline_out` (default: `baseline` next to `out`)."""
     budget = budget or Budget()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work, out = Path(work), Path(out)
+    baseline_out = Path(baseline_out) if baseline_out else out.parent / "baseline"
     t0 = time.time()
     world = work / "world"
     if not (world / "world.json").is_file():
@@ -170,8 +199,10 @@ def build_default(
     log(f"[{time.time() - t0:.0f}s] alignment: {report['alt']['alignment']}")
 
     out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, alt.alt, corpus, seen)
+    save_checkpoint(out, alt.alt, corpus, seen, card=card("ALT", seed, seen, held))
     write_samples(out, seed)
+    save_checkpoint(baseline_out, base.alt, corpus, seen, head=base.head(),
+                    card=card(f"baseline: {ABOUT}", seed, seen, held))  # fmt: skip
 
     pool = read_csv(world / "fewshot.csv")
     pool_masks = _masks(world, "fewshot") if dense else None

@@ -45,6 +45,9 @@ class Augment:
     crop_scale: tuple[float, float] = (1.0, 1.0)  # area share of the crop; (1, 1): none
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio range of the crop
     flip: bool = False  # mirror half the clips (off for direction-sensitive label sets)
+    # Temporal jitter: a random frame of every segment (TSN training); off, the segment
+    # centres, as at test time.
+    jitter: bool = True
 
     @property
     def crops(self) -> bool:
@@ -137,6 +140,7 @@ class VideoDataset(Dataset):
 
     def _decode(self, path: Path, rng: random.Random | None) -> tuple[np.ndarray, list[int]]:
         clips, crops = self.views
+        rng = rng if self.augment.jitter else None
         if self.cache_dir is not None:
             every = self._cached(path)
             n = every.shape[0]

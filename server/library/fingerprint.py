@@ -10,11 +10,12 @@ meta) and names the architecture and the dtype, so a library refuses another mod
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 # Files whose bytes fix the embedding space: a checkpoint's weights, corpus and config,
-# or an export's graphs and meta. Reports, samples and cards do not.
+# or an export's graphs and meta. Reports, samples and cards (config.json's `card`) do not.
 _SPACE_FILES = ("*.safetensors", "*.onnx", "*.onnx.data", "*.bin", "config.json", "meta.json")
 
 
@@ -49,10 +50,26 @@ def digest_of(model_dir: Path) -> str:
         raise FileNotFoundError(f"no model files in {model_dir}")
     for path in files:
         h.update(path.name.encode() + b"\0")
+        if path.name == "config.json":
+            h.update(_without_card(path.read_bytes()))
+            continue
         with path.open("rb") as f:
             while block := f.read(1 << 20):
                 h.update(block)
     return h.hexdigest()[:16]
+
+
+def _without_card(raw: bytes) -> bytes:
+    """config.json's bytes as `save_checkpoint` writes them without a card (a config with no
+    card: its bytes as they are), so rewriting what a model says of itself keeps its space."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(data, dict) or "card" not in data:
+        return raw
+    data.pop("card")
+    return (json.dumps(data, indent=2) + "\n").encode()
 
 
 def fingerprint(name: str, version: str, arch: str, dtype: str, model_dir: Path) -> Fingerprint:

@@ -105,3 +105,37 @@ def test_alt_from_a_local_clip_weights_file(tmp_path, tiny_config, tiny_frames):
 def test_missing_clip_weights_file_is_a_clear_error(tiny_config):
     with pytest.raises(FileNotFoundError, match="not found"):
         build_alt(tiny_config, pretrained="/no/such/clip.pt")
+
+
+def test_a_baseline_checkpoint_loads_only_where_asked_and_scores_the_same(
+    tmp_path, tiny_config, tiny_frames
+):
+    from training.baseline import TemporalBaseline
+
+    torch.manual_seed(4)
+    model, corpus = build_alt(tiny_config.replace(label_proj=True))
+    base = TemporalBaseline(model).eval()
+    torch.nn.init.normal_(base.out.weight, std=0.1)  # starts at zero: make it count
+    save_checkpoint(tmp_path / "b", model, corpus, LABELS, head=base.head(), card={"model": "b"})
+    with pytest.raises(CheckpointError, match="holds a baseline model .*serve an ALT"):
+        load_checkpoint(tmp_path / "b")
+    bundle = load_checkpoint(tmp_path / "b", with_head=True)
+    again = TemporalBaseline.from_bundle(bundle)
+    x = model.normalize(tiny_frames)
+    with torch.no_grad():
+        torch.testing.assert_close(again.video_embedding(x), base.video_embedding(x))
+        assert not torch.allclose(again.video_embedding(x), model.encode_video(x).embedding)
+    assert bundle.card == {"model": "b"}
+
+
+def test_the_card_does_not_change_the_models_fingerprint(saved):
+    from server.library.fingerprint import digest_of
+
+    directory = saved[0]
+    before = digest_of(directory)
+    top = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**top, "card": {"domain": "x"}}))
+    assert digest_of(directory) == before
+    top["alt"]["tau"] = top["alt"]["tau"] * 2  # what the space depends on still counts
+    (directory / "config.json").write_text(json.dumps(top, indent=2) + "\n")
+    assert digest_of(directory) != before

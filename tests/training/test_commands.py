@@ -105,6 +105,15 @@ def test_build_default_quick_runs_the_whole_chain(tmp_path):
         list((out / "samples").glob("*.mp4"))
     ) == 6
     assert load_checkpoint(out).labels == report["seen"]
+    # The baseline trained beside it ships too, scored by the same command and flags.
+    base = alt(
+        "evaluate", tmp_path / "baseline", "--test", tmp_path / "work" / "world" / "test.csv"
+    )
+    assert base["model"] == "baseline" and again["model"] == "alt"
+    assert base["top1"] == pytest.approx(report["baseline"]["seen"]["top1"], abs=1e-4)
+    for directory, kind in ((out, "ALT"), (tmp_path / "baseline", "baseline")):
+        card = json.loads((directory / "config.json").read_text())["card"]
+        assert "generated world" in card["domain"] and card["model"].startswith(kind)
 
 
 def run_alt(*args):

@@ -77,6 +77,11 @@ def test_training_sampling_matches_serving_exactly(tmp_path):
                           cache_dir=tmp_path / "cache")  # fmt: skip
     assert torch.equal(cached[(0, 2)][0], train[(0, 2)][0])
     assert len(list((tmp_path / "cache").iterdir())) == 1
+    # Without temporal jitter a training item takes the segment centres, as a test item.
+    still = VideoDataset([Sample(path, "x")], ["x"], frames=8, size=64, train=True, seed=3,
+                         augment=Augment(jitter=False))  # fmt: skip
+    assert torch.equal(still[(0, 2)][0][0], every[segment_indices(37, 8)])
+    assert torch.equal(still[(0, 2)][0], still[(0, 3)][0])
 
 
 def test_labels_outside_the_label_set_and_an_empty_set_are_errors(tmp_path):

@@ -25,6 +25,14 @@ def test_default_checkpoint_loads_with_the_world_labels_and_entities():
     assert {"alt", "baseline"} <= set(report)
 
 
+def test_the_default_says_what_it_knows():
+    """`GET /model` and the web page show the card; without it they say "unknown"."""
+    card = load_checkpoint(DEFAULT).card
+    assert "generated world" in card["domain"] and "nothing of real videos" in card["domain"]
+    assert card["label_set"] == "the generated world's 24 seen actions"
+    assert card["model"] == "ALT"
+
+
 def test_default_model_answers_on_its_samples():
     bundle = load_checkpoint(DEFAULT)
     alt = bundle.model
