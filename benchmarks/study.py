@@ -56,11 +56,12 @@ mean over seeds, with the paired two-level bootstrap's 95% interval.
   that is read from the validation splits (val, heldval)."""
 
 STUDY = Budget(
-    per_class={"train": 32, "val": 4, "test": 8, "fewshot": 16, "zeroshot": 16, "heldval": 8},
-    clip=ClipPretraining(steps=400, batch_size=64),
+    per_class={"train": 64, "val": 4, "test": 8, "fewshot": 16, "zeroshot": 16, "heldval": 8},
+    clip=ClipPretraining(steps=1000, batch_size=96),
     train=TrainConfig(
-        epochs=4, batch_size=16, backbone_lr_scale=0.3, region_weight=1.0,
-        label_map_steps=300, label_map_entity_weight=0.05, workers=1, progress=False,
+        epochs=6, batch_size=16, backbone_lr_scale=0.3, region_weight=1.0,
+        label_map_steps=300, label_map_entity_weight=0.05, label_map_clips=32, workers=1,
+        progress=False,
     ),
     fewshot_steps=40,
     shots=(2, 4, 8, 16),
@@ -80,11 +81,11 @@ TINY = Budget(
 BUDGETS = {"study": STUDY, "tiny": TINY}
 
 # The baseline without the streaming loader's augmentations (the study trains with
-# mirroring and per-item temporal jitter; crops would move the entity masks, so none):
-# no-flip alone, and neither (jitter's share is their difference).
+# mirroring and per-item temporal jitter; crops would move the entity masks, so none).
+# Run after every seed's main comparison, in this order.
 ABLATION = {
-    "no-flip": Augment(flip=False),
     "neither": Augment(flip=False, jitter=False),
+    "no-flip": Augment(flip=False),
 }
 
 SCORED = ("seen", "zero_shot", "val", "heldval")
@@ -99,74 +100,101 @@ def _score(module, ds, labels) -> dict:
     return result
 
 
-def run_seed(seed: int, work: Path, budget: Budget, ablation: bool = True, log=print) -> dict:
-    t0 = time.time()
-    world = work / "world"
-    if not (world / "world.json").is_file():
-        generate_world(world, budget.per_class, seed=seed)
-    meta = json.loads((world / "world.json").read_text())
-    seen, held = meta["seen"], meta["held_out"]
-    clip_path = work / "clip.pt"
-    if not clip_path.is_file():
+def shared_clip(out: Path, budget: Budget, log=print) -> Path:
+    """The one CLIP every seed starts from, pretrained on a world of seed 0 (whose clips no
+    seed of the study draws): ALT and the baseline of a seed start from the same weights."""
+    folder = out / "clip"
+    path = folder / "clip.pt"
+    if not path.is_file():
+        t0 = time.time()
+        world = folder / "world"
+        if not (world / "world.json").is_file():
+            sizes = {split: 1 for split in budget.per_class} | {"train": budget.per_class["train"]}
+            generate_world(world, sizes, seed=0)
         pretrain_clip(
-            "ALT-demo", world, clip_path, budget.clip, seed=seed, entities=world_entities(),
+            "ALT-demo", world, path, budget.clip, seed=0, entities=world_entities(),
             entity_templates=preset("demo").entity_templates, cache={},
         )  # fmt: skip
-    log(f"seed {seed} [{time.time() - t0:.0f}s] world and CLIP ready")
-    labels = {"seen": seen, "zero_shot": held, "val": seen, "heldval": held}
-    train_masks = _masks(world, "train")
-    sets = {name: _dataset(world, SPLIT_OF[name], labels[name], False, seed) for name in SCORED}
-    result: dict = {"seed": seed, "budget": asdict(budget), "seen": seen, "held_out": held}
-    cfg = replace(budget.train, seed=seed)
-    seen_entities = None
+        log(f"CLIP pretrained in {time.time() - t0:.0f}s")
+    return path
 
-    def fit(module, augment: Augment, name: str) -> dict:
-        nonlocal seen_entities
-        ds = _dataset(world, "train", seen, True, seed, masks=train_masks, augment=augment)
+
+class Seed:
+    """One seed's world, its scored splits and how a model trains and is scored on it."""
+
+    def __init__(self, seed: int, work: Path, budget: Budget, clip_path: Path, log=print):
+        self.seed, self.budget, self.clip_path, self.log = seed, budget, clip_path, log
+        self.t0 = time.time()
+        self.world = world = work / "world"
+        if not (world / "world.json").is_file():
+            generate_world(world, budget.per_class, seed=seed)
+        meta = json.loads((world / "world.json").read_text())
+        self.seen, self.held = meta["seen"], meta["held_out"]
+        self.labels = {"seen": self.seen, "zero_shot": self.held, "val": self.seen,
+                       "heldval": self.held}  # fmt: skip
+        self.sets = {k: _dataset(world, SPLIT_OF[k], self.labels[k], False, seed) for k in SCORED}
+        self.train_masks = _masks(world, "train")
+        self.cfg = replace(budget.train, seed=seed)
+
+    def models(self):
+        return _models(self.clip_path, self.seed)
+
+    def fit(self, module, augment: Augment, name: str) -> dict:
+        ds = _dataset(self.world, "train", self.seen, True, self.seed, masks=self.train_masks,
+                      augment=augment)  # fmt: skip
         with torch.no_grad():
-            features = module.alt.label_features(seen)
-        train(module, ds, features, cfg, seen_entities)
-        scores = {k: _score(module, sets[k], labels[k]) for k in SCORED}
-        log(f"seed {seed} [{time.time() - t0:.0f}s] {name}: "
-            + ", ".join(f"{k} {v['top1']:.1f}" for k, v in scores.items()))  # fmt: skip
+            features = module.alt.label_features(self.seen)
+        corpus_names = [e.name for e in world_entities()]
+        train(module, ds, features, self.cfg, label_entity_targets(self.seen, corpus_names))
+        scores = {k: _score(module, self.sets[k], self.labels[k]) for k in SCORED}
+        self.log(f"seed {self.seed} [{time.time() - self.t0:.0f}s] {name}: "
+                 + ", ".join(f"{k} {v['top1']:.1f}" for k, v in scores.items()))  # fmt: skip
         return scores
 
-    alt, base, corpus = _models(clip_path, seed)
-    seen_entities = label_entity_targets(seen, corpus.names)
+
+def run_seed(seed: int, work: Path, budget: Budget, clip_path: Path, log=print) -> dict:
+    """ALT and the baseline trained alike and scored on the same clips; few-shot per K."""
+    s = Seed(seed, work, budget, clip_path, log)
+    result: dict = {"seed": seed, "budget": asdict(budget), "seen": s.seen, "held_out": s.held}
+    alt, base, corpus = s.models()
     main = Augment(flip=True)
-    result["alt"] = fit(alt, main, "alt")
-    result["baseline"] = fit(base, main, "baseline")
+    result["alt"] = s.fit(alt, main, "alt")
+    result["baseline"] = s.fit(base, main, "baseline")
     # Kept for scoring other label handling later without training again.
     torch.save({"alt": alt.state_dict(), "baseline": base.state_dict()}, work / "models.pt")
 
-    pool = read_csv(world / "fewshot.csv")
-    pool_masks = _masks(world, "fewshot")
-    held_entities = label_entity_targets(held, corpus.names)
+    pool = read_csv(s.world / "fewshot.csv")
+    pool_masks = _masks(s.world, "fewshot")
+    held_entities = label_entity_targets(s.held, corpus.names)
     for name in ("alt", "baseline"):
         result[name]["few_shot"] = {}
     for k in budget.shots:
-        fs_alt, fs_base, _ = _models(clip_path, seed)
-        subset = _dataset(world, "fewshot", held, True, seed, few_shot(pool, k, seed), pool_masks)
-        steps_per_epoch = max(1, len(subset) // cfg.batch_size)
-        fs_cfg = replace(cfg, epochs=max(1, budget.fewshot_steps // steps_per_epoch))
+        fs_alt, fs_base, _ = s.models()
+        subset = _dataset(s.world, "fewshot", s.held, True, seed, few_shot(pool, k, seed),
+                          pool_masks)  # fmt: skip
+        steps_per_epoch = max(1, len(subset) // s.cfg.batch_size)
+        fs_cfg = replace(s.cfg, epochs=max(1, budget.fewshot_steps // steps_per_epoch))
         for name, module in (("alt", fs_alt), ("baseline", fs_base)):
             with torch.no_grad():
-                features = module.alt.label_features(held)
+                features = module.alt.label_features(s.held)
             train(module, subset, features, fs_cfg, held_entities)
             result[name]["few_shot"][str(k)] = {
-                split: _score(module, sets[split], held) for split in ("zero_shot", "heldval")
+                split: _score(module, s.sets[split], s.held) for split in ("zero_shot", "heldval")
             }
-        log(f"seed {seed} [{time.time() - t0:.0f}s] few-shot K={k}: "
+        log(f"seed {seed} [{time.time() - s.t0:.0f}s] few-shot K={k}: "
             + ", ".join(f"{n} {result[n]['few_shot'][str(k)]['zero_shot']['top1']:.1f}"
                         for n in ("alt", "baseline")))  # fmt: skip
-
-    if ablation:
-        result["ablation"] = {}
-        for variant, augment in ABLATION.items():
-            _, module, _ = _models(clip_path, seed)
-            result["ablation"][variant] = fit(module, augment, f"baseline {variant}")
-    result["seconds"] = round(time.time() - t0)
+    result["seconds"] = round(time.time() - s.t0)
+    result["ablation"] = {}
     return result
+
+
+def ablate_seed(result: dict, work: Path, budget: Budget, clip_path: Path, variant: str) -> None:
+    """The baseline of one seed trained again with an ablated augmentation (into `result`)."""
+    s = Seed(result["seed"], work, budget, clip_path)
+    _, module, _ = s.models()
+    result["ablation"][variant] = s.fit(module, ABLATION[variant], f"baseline {variant}")
+    result.setdefault("ablation_seconds", {})[variant] = round(time.time() - s.t0)
 
 
 # ---- label-side levers, on the trained models ---------------------------------------------
@@ -197,7 +225,7 @@ def score_levers(out: Path, seeds: list[int], splits: tuple[str, ...]) -> dict:
         meta = json.loads((world / "world.json").read_text())
         labels = {"seen": meta["seen"], "zero_shot": meta["held_out"], "val": meta["seen"],
                   "heldval": meta["held_out"]}  # fmt: skip
-        alt, base, corpus = _models(work / "clip.pt", seed)
+        alt, base, corpus = _models(out / "clip" / "clip.pt", seed)
         state = torch.load(work / "models.pt", weights_only=True)
         alt.load_state_dict(state["alt"])
         base.load_state_dict(state["baseline"])
@@ -318,7 +346,8 @@ def summarize(results: list[dict], which: str = "test") -> str:
         s = by["seen"]
         lines.append(f"- seen: {'within' if s['diff'] >= -2 else 'not within'} 2 points "
                      f"({s['diff']:+.1f})")  # fmt: skip
-    if which == "test" and all("ablation" in r for r in results):
+    variants = [v for v in ABLATION if all(v in r.get("ablation", {}) for r in results)]
+    if which == "test" and variants:
         lines += ["", "Baseline ablation (each variant minus the baseline as trained, "
                   "paired bootstrap 95% interval):", "",
                   "| baseline trained | seen | zero-shot | heldval | seen diff | zero-shot diff |",
@@ -326,7 +355,7 @@ def summarize(results: list[dict], which: str = "test") -> str:
         main = {k: _hits(results, ("baseline", k)) for k in ("seen", "zero_shot", "heldval")}
         lines.append(f"| mirroring + temporal jitter | {_mean_sd(main['seen'])} | "
                      f"{_mean_sd(main['zero_shot'])} | {_mean_sd(main['heldval'])} | | |")  # fmt: skip
-        for variant in ABLATION:
+        for variant in variants:
             got = {k: _hits(results, ("ablation", variant, k)) for k in main}
             ds = paired_bootstrap(got["seen"], main["seen"])
             dz = paired_bootstrap(got["zero_shot"], main["zero_shot"])
@@ -368,15 +397,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     torch.set_num_threads(max(1, torch.get_num_threads()))
     args.out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for seed in args.seeds:
-        path = args.out / f"seed-{seed}.json"
-        if not path.is_file() and not args.summary:
-            result = run_seed(seed, args.out / f"work-{seed}", BUDGETS[args.budget],
-                              ablation=not args.no_ablation)  # fmt: skip
-            path.write_text(json.dumps(result) + "\n")
-        if path.is_file():
-            results.append(json.loads(path.read_text()))
+    budget = BUDGETS[args.budget]
+    paths = {seed: args.out / f"seed-{seed}.json" for seed in args.seeds}
+    if not args.summary:
+        clip_path = shared_clip(args.out, budget)
+        for seed, path in paths.items():  # every seed's comparison first
+            if not path.is_file():
+                result = run_seed(seed, args.out / f"work-{seed}", budget, clip_path)
+                path.write_text(json.dumps(result) + "\n")
+        for variant in [] if args.no_ablation else list(ABLATION):  # then the ablation
+            for seed, path in paths.items():
+                result = json.loads(path.read_text())
+                if variant not in result["ablation"]:
+                    ablate_seed(result, args.out / f"work-{seed}", budget, clip_path, variant)
+                    path.write_text(json.dumps(result) + "\n")
+    results = [json.loads(p.read_text()) for p in paths.values() if p.is_file()]
     if not results:
         raise SystemExit("no seed has run yet")
     print(DECISION_RULE, end="\n\n")
