@@ -3,13 +3,14 @@
     python -m benchmarks.study --out runs/study                # seeds 1-5, the study budget
     python -m benchmarks.study --out runs/study --summary      # the tables, from what ran
 
-Per seed: a fresh world (its clips drawn from the seed), a tiny CLIP pretrained on it, then
-ALT and the baseline trained from that CLIP on the same clips with the same recipe
-(`training.pipeline.Budget`, reduced); both are scored on the same clips. Few-shot runs
-start from the same CLIP with K examples of each held-out action. The baseline is trained
-again without each of its augmentations (the ablation). Every seed's result is one JSON
-file (`seed-<n>.json`, per-clip hits included), written when the seed is done: a study
-that stops resumes at the next seed.
+One tiny CLIP is pretrained once, on a world of seed 0. Per seed: a fresh world (its clips
+drawn from the seed), then ALT and the baseline trained from that CLIP on the same clips
+with the same recipe (`training.pipeline.Budget`, reduced); both are scored on the same
+clips. Few-shot runs start from the same CLIP with K examples of each held-out action.
+After every seed's comparison, the baseline is trained again without its augmentations
+(the ablation). Every seed's result is one JSON file (`seed-<n>.json`, per-clip hits
+included), written when the seed (or an ablated run) is done: a study that stops resumes
+where it was.
 
 Splits: choices are made on `val` (seen actions) and `heldval` (held-out actions); `test`
 and `zeroshot` are scored for the final configuration and reported; seed 0's test clips
