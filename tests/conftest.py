@@ -94,26 +94,9 @@ RAY_FILES = {
 }  # fmt: skip
 
 
-# The longest files first (seconds on two workers, measured with --durations): a file is
-# one unit of `--dist loadfile`, and a long one handed out last keeps one worker busy
-# while the other waits at the end.
-LONG_FILES = (
-    "tests/training/test_commands.py", "tests/server/test_streams.py",
-    "tests/server/test_library.py", "tests/server/test_web_page.py",
-    "tests/server/test_jobs.py", "tests/cli/test_init.py",
-)  # fmt: skip
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects
 def pytest_collection_modifyitems(config, items):
     root = Path(__file__).resolve().parents[1]
-    rank = {name: i for i, name in enumerate(LONG_FILES)}
-
-    def where(item) -> str:
-        return Path(str(item.fspath)).resolve().relative_to(root).as_posix()
-
     for item in items:
-        if where(item) in RAY_FILES:
+        if Path(str(item.fspath)).resolve().relative_to(root).as_posix() in RAY_FILES:
             item.add_marker(pytest.mark.ray)
-    # A stable sort: every file's tests stay together and in their order.
-    items.sort(key=lambda item: rank.get(where(item), len(rank)))
