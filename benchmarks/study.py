@@ -38,11 +38,12 @@ from model.corpus import label_entity_targets
 from training.data import few_shot, read_csv
 from training.evaluate import evaluate_views
 from training.generate import generate_world
-from training.pipeline import Budget, _dataset, _masks, _models, world_entities
+from training.pipeline import Budget, _dataset, _eval, _masks, _models, world_entities
 from training.pretrain import ClipPretraining, pretrain_clip
 from training.train import TrainConfig
 from training.trainer import train
 from training.video_data import Augment
+from training.world import ENTITY_NAMES
 
 DECISION_RULE = """\
 Decided before the study ran. Differences are ALT minus the baseline in top-1 points, the
@@ -93,14 +94,6 @@ SCORED = ("seen", "zero_shot", "val", "heldval")
 SPLIT_OF = {"seen": "test", "zero_shot": "zeroshot", "val": "val", "heldval": "heldval"}
 
 
-def _score(module, ds, labels) -> dict:
-    with torch.no_grad():
-        features = module.alt.label_features(labels)
-    result = evaluate_views(module, ds, features, hits=True)
-    result.pop("skipped")
-    return result
-
-
 def shared_clip(out: Path, budget: Budget, log=print) -> Path:
     """The one CLIP every seed starts from, pretrained on a world of seed 0 (whose clips no
     seed of the study draws): ALT and the baseline of a seed start from the same weights."""
@@ -136,6 +129,7 @@ class Seed:
         self.sets = {k: _dataset(world, SPLIT_OF[k], self.labels[k], False, seed) for k in SCORED}
         self.train_masks = _masks(world, "train")
         self.cfg = replace(budget.train, seed=seed)
+        self.seen_entities = label_entity_targets(self.seen, ENTITY_NAMES)
 
     def models(self):
         return _models(self.clip_path, self.seed)
@@ -145,9 +139,8 @@ class Seed:
                       augment=augment)  # fmt: skip
         with torch.no_grad():
             features = module.alt.label_features(self.seen)
-        corpus_names = [e.name for e in world_entities()]
-        train(module, ds, features, self.cfg, label_entity_targets(self.seen, corpus_names))
-        scores = {k: _score(module, self.sets[k], self.labels[k]) for k in SCORED}
+        train(module, ds, features, self.cfg, self.seen_entities)
+        scores = {k: _eval(module, self.sets[k], self.labels[k], hits=True) for k in SCORED}
         self.log(f"seed {self.seed} [{time.time() - self.t0:.0f}s] {name}: "
                  + ", ".join(f"{k} {v['top1']:.1f}" for k, v in scores.items()))  # fmt: skip
         return scores
@@ -157,7 +150,7 @@ def run_seed(seed: int, work: Path, budget: Budget, clip_path: Path, log=print) 
     """ALT and the baseline trained alike and scored on the same clips; few-shot per K."""
     s = Seed(seed, work, budget, clip_path, log)
     result: dict = {"seed": seed, "budget": asdict(budget), "seen": s.seen, "held_out": s.held}
-    alt, base, corpus = s.models()
+    alt, base, _ = s.models()
     main = Augment(flip=True)
     result["alt"] = s.fit(alt, main, "alt")
     result["baseline"] = s.fit(base, main, "baseline")
@@ -166,7 +159,7 @@ def run_seed(seed: int, work: Path, budget: Budget, clip_path: Path, log=print) 
 
     pool = read_csv(s.world / "fewshot.csv")
     pool_masks = _masks(s.world, "fewshot")
-    held_entities = label_entity_targets(s.held, corpus.names)
+    held_entities = label_entity_targets(s.held, ENTITY_NAMES)
     for name in ("alt", "baseline"):
         result[name]["few_shot"] = {}
     for k in budget.shots:
@@ -180,7 +173,8 @@ def run_seed(seed: int, work: Path, budget: Budget, clip_path: Path, log=print) 
                 features = module.alt.label_features(s.held)
             train(module, subset, features, fs_cfg, held_entities)
             result[name]["few_shot"][str(k)] = {
-                split: _score(module, s.sets[split], s.held) for split in ("zero_shot", "heldval")
+                split: _eval(module, s.sets[split], s.held, hits=True)
+                for split in ("zero_shot", "heldval")
             }
         log(f"seed {seed} [{time.time() - s.t0:.0f}s] few-shot K={k}: "
             + ", ".join(f"{n} {result[n]['few_shot'][str(k)]['zero_shot']['top1']:.1f}"
@@ -233,6 +227,8 @@ def score_levers(
         state = torch.load(work / "models.pt", weights_only=True)
         alt.load_state_dict(state["alt"])
         base.load_state_dict(state["baseline"])
+        sets = {split: _dataset(world, SPLIT_OF[split], labels[split], False, seed)
+                for split in splits}  # fmt: skip
         found[seed] = {}
         for lever, weight in LEVERS.items():
             found[seed][lever] = {}
@@ -241,9 +237,8 @@ def score_levers(
                     continue
                 found[seed][lever][name] = {}
                 for split in splits:
-                    ds = _dataset(world, SPLIT_OF[split], labels[split], False, seed)
                     emb = label_embeddings(module.alt, labels[split], corpus.names, weight)
-                    r = evaluate_views(module, ds, emb, hits=True, projected=True)
+                    r = evaluate_views(module, sets[split], emb, hits=True, projected=True)
                     found[seed][lever][name][split] = {"hits": r["hits"], "top1": r["top1"]}
     return found
 
@@ -371,8 +366,9 @@ def summarize(results: list[dict], which: str = "test") -> str:
                 f"{dz[0]:+.1f} [{dz[1]:+.1f}, {dz[2]:+.1f}] |"
             )
     minutes = [r["seconds"] / 60 for r in results]
-    lines += ["", f"Time per seed: {np.mean(minutes):.1f} min (min {min(minutes):.1f}, max "
-              f"{max(minutes):.1f}); {sum(minutes):.0f} min in all"]  # fmt: skip
+    if which == "test":  # once per printout
+        lines += ["", f"Time per seed: {np.mean(minutes):.1f} min (min {min(minutes):.1f}, max "
+                  f"{max(minutes):.1f}); {sum(minutes):.0f} min in all"]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -137,10 +137,10 @@ def card(kind: str, seed: int, seen: list[str], held: list[str]) -> dict:
     }
 
 
-def _eval(module, ds: VideoDataset, labels) -> dict:
+def _eval(module, ds: VideoDataset, labels, hits: bool = False) -> dict:
     with torch.no_grad():
         features = module.alt.label_features(labels)
-    result = evaluate_views(module, ds, features)
+    result = evaluate_views(module, ds, features, hits=hits)
     result.pop("skipped")
     return result
 
