@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from media import write_video
-from model import Entity, build_alt, preset, save_checkpoint
+from model import CheckpointError, Entity, build_alt, load_checkpoint, preset, save_checkpoint
 from model.corpus import label_entity_targets
 
 from .baseline import ABOUT, TemporalBaseline
@@ -145,6 +145,21 @@ def _eval(module, ds: VideoDataset, labels, hits: bool = False) -> dict:
     return result
 
 
+def _check_same_clip(out: Path, alt) -> None:
+    """Refuse to train a baseline beside `out` from another CLIP than the one it came from:
+    the text tower is frozen in training, so it still holds the pretrained weights."""
+    shipped = load_checkpoint(out).model.clip.state_dict()
+    ours = alt.clip.state_dict()
+    text = [k for k in ours if not k.startswith("visual.") and k != "logit_scale"]
+    differ = [k for k in text if not torch.equal(ours[k], shipped[k])]
+    if differ:
+        raise CheckpointError(
+            f"the CLIP here is not the one {out} was trained from ({len(differ)} of "
+            f"{len(text)} text-side tensors differ, e.g. {differ[0]}): rebuild both with "
+            "alt build-default"
+        )
+
+
 def build_default(
     out: Path,
     work: Path,
@@ -152,9 +167,14 @@ def build_default(
     budget: Budget | None = None,
     log=print,
     baseline_out: Path | None = None,
+    baseline_only: bool = False,
 ) -> dict:
     """Run everything; the ALT checkpoint lands in `out`, the report in `out/report.json`,
-    the baseline trained beside it in `baseline_out` (default: `baseline` next to `out`)."""
+    the baseline trained beside it in `baseline_out` (default: `baseline` next to `out`).
+
+    `baseline_only` trains the baseline alone beside the ALT checkpoint already in `out`
+    (its report in `baseline_out/report.json`); the CLIP in `work` must be the one that
+    checkpoint was trained from, checked on the text side no training changes."""
     budget = budget or Budget()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work, out = Path(work), Path(out)
@@ -173,6 +193,9 @@ def build_default(
             entity_templates=preset("demo").entity_templates, cache=cache,
         )  # fmt: skip
     log(f"[{time.time() - t0:.0f}s] CLIP ready")
+    alt, base, corpus = _models(clip_path, seed)
+    if baseline_only:
+        _check_same_clip(out, base.alt)
 
     dense = budget.train.region_weight > 0
     train_set = _dataset(
@@ -182,10 +205,10 @@ def build_default(
     zeroshot = _dataset(world, "zeroshot", held, False, seed)
     report: dict = {"seed": seed, "budget": asdict(budget), "seen": seen, "held_out": held}
 
-    alt, base, corpus = _models(clip_path, seed)
     cfg = replace(budget.train, seed=seed)
     seen_entities = label_entity_targets(seen, corpus.names)
-    for name, module in (("alt", alt), ("baseline", base)):
+    pairs = (("baseline", base),) if baseline_only else (("alt", alt), ("baseline", base))
+    for name, module in pairs:
         with torch.no_grad():
             features = module.alt.label_features(seen)
         train(module, train_set, features, replace(cfg, state_dir=work / f"state-{name}"),
@@ -195,14 +218,19 @@ def build_default(
             "zero_shot": _eval(module, zeroshot, held),
         }
         log(f"[{time.time() - t0:.0f}s] {name}: {report[name]}")
+    baseline_card = card(f"baseline: {ABOUT}", seed, seen, held)
+    if baseline_only:
+        save_checkpoint(baseline_out, base.alt, corpus, seen, head=base.head(), card=baseline_card)
+        report["seconds"] = round(time.time() - t0)
+        (baseline_out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        return report
     report["alt"]["alignment"] = alignment_quality(alt.alt, test, corpus.names, ENTITY_NAMES)
     log(f"[{time.time() - t0:.0f}s] alignment: {report['alt']['alignment']}")
 
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, alt.alt, corpus, seen, card=card("ALT", seed, seen, held))
     write_samples(out, seed)
-    save_checkpoint(baseline_out, base.alt, corpus, seen, head=base.head(),
-                    card=card(f"baseline: {ABOUT}", seed, seen, held))  # fmt: skip
+    save_checkpoint(baseline_out, base.alt, corpus, seen, head=base.head(), card=baseline_card)
 
     pool = read_csv(world / "fewshot.csv")
     pool_masks = _masks(world, "fewshot") if dense else None

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from model import load_checkpoint, preset
+from tests.conftest import DEFAULT_CHECKPOINT
 from training.generate import generate_world
 
 
@@ -114,6 +115,18 @@ def test_build_default_quick_runs_the_whole_chain(tmp_path):
     for directory, kind in ((out, "ALT"), (tmp_path / "baseline", "baseline")):
         card = json.loads((directory / "config.json").read_text())["card"]
         assert "generated world" in card["domain"] and card["model"].startswith(kind)
+    # The baseline alone, trained again beside that default from the CLIP it came from.
+    again = alt("build-default", "--quick", "--baseline-only", "--out", out,
+                "--work", tmp_path / "work", "--baseline-out", tmp_path / "b2")  # fmt: skip
+    assert set(again) == {"baseline", "seconds"} and not (tmp_path / "b2" / "samples").exists()
+    scored = alt("evaluate", tmp_path / "b2", "--test", tmp_path / "work" / "world" / "test.csv")
+    assert scored["model"] == "baseline"
+    assert scored["top1"] == pytest.approx(again["baseline"]["seen"]["top1"], abs=1e-4)
+    # Beside a default from another CLIP (the shipped one), it is refused before training.
+    other = run_alt("build-default", "--quick", "--baseline-only", "--out", DEFAULT_CHECKPOINT,
+                    "--work", tmp_path / "work", "--baseline-out", tmp_path / "b3")  # fmt: skip
+    assert other.returncode != 0 and f"not the one {DEFAULT_CHECKPOINT} was trained" in other.stderr
+    assert "Traceback" not in other.stderr and not (tmp_path / "b3").exists()
 
 
 def run_alt(*args):
