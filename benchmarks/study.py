@@ -386,8 +386,9 @@ def main(argv: list[str] | None = None) -> None:
         help="label-side levers on the trained models, on the validation splits",
     )
     p.add_argument(
-        "--levers-test", nargs=2, metavar=("ALT_LEVER", "BASELINE_LEVER"),
-        help="zero-shot on the test clips, once, with the levers chosen on heldval",
+        "--levers-test", nargs=2, metavar=("ALT_LEVER", "BASELINE_LEVER"), choices=list(LEVERS),
+        help="zero-shot on the test clips, once, with the levers chosen on heldval (names "
+        "as --levers prints them)",
     )  # fmt: skip
     args = p.parse_args(argv)
     if args.levers:

@@ -1,8 +1,9 @@
 """The study's statistics: the paired two-level bootstrap and the decision rule's verdicts."""
 
 import numpy as np
+import pytest
 
-from benchmarks.study import paired_bootstrap, verdict_zero_shot
+from benchmarks.study import LEVERS, main, paired_bootstrap, verdict_zero_shot
 
 
 def _hits(rng, n, p):
@@ -50,3 +51,11 @@ def test_the_zero_shot_verdicts_follow_the_rule():
     assert verdict_zero_shot(6.0, -1.0, 12.0) == "ahead, not shown"
     assert verdict_zero_shot(-6.0, -11.0, -1.0) == "behind"
     assert verdict_zero_shot(-1.0, -5.0, 3.0) == "no difference shown"
+
+
+def test_a_lever_named_wrong_is_refused_before_anything_is_scored(tmp_path, capsys):
+    """The test clips are scored once: a misspelt lever must not cost that run."""
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "study"), "--levers-test", "x0.5", next(iter(LEVERS))])
+    assert stop.value.code == 2 and "invalid choice: 'x0.5'" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
