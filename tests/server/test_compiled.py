@@ -57,7 +57,7 @@ def test_compiled_buckets_answer_as_eager_and_padding_changes_nothing(tiny_check
         assert alone.entity_ids.tolist() == g.entity_ids.tolist()
 
 
-def test_bf16_weights_cast_once_give_the_fp32_top5_on_real_videos(tmp_path):
+def test_bf16_weights_cast_once_give_the_fp32_top5_up_to_near_ties_on_real_videos(tmp_path):
     fp32, bf16 = TorchBackend(DEFAULT), TorchBackend(DEFAULT, dtype="bf16")
     assert next(bf16.model.clip.parameters()).dtype == torch.bfloat16
     assert bf16.model.entities.dtype == torch.float32  # alignment stays in fp32
@@ -68,15 +68,20 @@ def test_bf16_weights_cast_once_give_the_fp32_top5_on_real_videos(tmp_path):
         write_video(tmp_path / f"{i}.mp4", frames)
         clips.append(decode_clip((tmp_path / f"{i}.mp4").read_bytes(), 8, 96)[0])
     clips = np.concatenate(clips)
-    top = {}
+    top, scores = {}, {}
     for name, backend in (("fp32", fp32), ("bf16", bf16)):
         emb = np.stack([r.embedding for r in backend.encode_video(clips, False)])
-        scores = emb @ backend.encode_labels(labels).T
-        top[name] = np.argsort(-scores, axis=1)[:, :5].tolist()
-    # The same top-1 and the same five labels; ranks 3-5 of a clip may swap places when
-    # their scores differ by less than bf16 resolves.
+        scores[name] = emb @ backend.encode_labels(labels).T
+        top[name] = np.argsort(-scores[name], axis=1)[:, :5].tolist()
+    # bf16 moves each cosine by at most `delta`; the same top-1, and the same five labels
+    # except where a label just outside fp32's five is within 2 * delta of its fifth (the
+    # only way a change of at most delta can swap them across rank 5).
+    delta = float(np.abs(scores["bf16"] - scores["fp32"]).max())
+    assert delta < 0.05  # 8 bits of mantissa: cosines move by hundredths (0.022 measured)
     assert [t[0] for t in top["bf16"]] == [t[0] for t in top["fp32"]]
-    assert [set(t) for t in top["bf16"]] == [set(t) for t in top["fp32"]]
+    for s, f, b in zip(scores["fp32"], top["fp32"], top["bf16"]):
+        fifth = s[f[4]]
+        assert all(abs(s[label] - fifth) <= 2 * delta for label in set(f) ^ set(b)), (f, b)
 
 
 @pytest.mark.gpu
