@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# pytest-xdist's workers share the machine's cores: one torch thread per process (the
+# servers and commands a test starts inherit it), or each process's OpenMP threads spin
+# against the others'.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from model import build_alt, preset
 from tests.fixtures import save_tiny_checkpoint

@@ -1,5 +1,8 @@
 """Constants and builders shared by tests."""
 
+import contextlib
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,3 +41,26 @@ def save_tiny_checkpoint(path: Path, config: ALTConfig | None = None) -> Path:
     torch.nn.init.normal_(model.adapter.proj.weight, std=0.1)  # as if trained: the adapter speaks
     save_checkpoint(path, model, corpus, LABELS)
     return path
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def alt_here(*args: object) -> Ran:
+    """`alt ARGS` in this process, through the CLI's own parser: torch is loaded once, not
+    once per command (a CLI process spends seconds importing it)."""
+    from cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+            if not isinstance(stop.code, int):
+                print(stop.code, file=err)
+    return Ran(code, out.getvalue(), err.getvalue())

@@ -4,42 +4,19 @@ answers `alt recognize --timeline` gives."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from tests.fixtures import alt_here
 from tests.server.test_library import _close
 from tests.videos import moving_square_video
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def _alt(*args: str) -> Ran:
-    """`alt ARGS` in this process (torch is loaded once for the whole test)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-            if not isinstance(stop.code, int):
-                print(stop.code, file=err)
-    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def test_a_folder_is_indexed_once_then_searched_and_relabelled(tmp_path, tiny_checkpoint):
@@ -50,16 +27,18 @@ def test_a_folder_is_indexed_once_then_searched_and_relabelled(tmp_path, tiny_ch
     (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 40)
     model = ("--checkpoint", str(tiny_checkpoint), "--library", str(tmp_path / "lib"))
 
-    first = _alt("index", str(folder), *model, "--window-s", "2", "--quiet")
-    again = _alt("index", str(folder / "clip*.mp4"), *model, "--window-s", "2", "--quiet")
-    wider = _alt("index", str(folder / "clip0.mp4"), *model, "--window-s", "3", "--quiet")
-    found = _alt("search", "jumping", "waving", *model, "-k", "2")
-    alone = _alt("search", "jumping", *model, "--video", str(folder / "clip1.mp4"))
-    stored = _alt("timeline", str(folder / "clip2.mp4"), *model, "--labels", "a", "b", "--windows")
-    fresh = _alt("recognize", str(folder / "clip2.mp4"), "--checkpoint", str(tiny_checkpoint),
+    first = alt_here("index", str(folder), *model, "--window-s", "2", "--quiet")
+    again = alt_here("index", str(folder / "clip*.mp4"), *model, "--window-s", "2", "--quiet")
+    wider = alt_here("index", str(folder / "clip0.mp4"), *model, "--window-s", "3", "--quiet")
+    found = alt_here("search", "jumping", "waving", *model, "-k", "2")
+    alone = alt_here("search", "jumping", *model, "--video", str(folder / "clip1.mp4"))
+    stored = alt_here(
+        "timeline", str(folder / "clip2.mp4"), *model, "--labels", "a", "b", "--windows"
+    )
+    fresh = alt_here("recognize", str(folder / "clip2.mp4"), "--checkpoint", str(tiny_checkpoint),
                  "--labels", "a", "b", "--timeline", "--window-s", "2", "--windows")  # fmt: skip
-    missing = _alt("timeline", str(tmp_path / "nothing.mp4"), *model)
-    bad_k = _alt("search", "jumping", *model, "-k", "0")
+    missing = alt_here("timeline", str(tmp_path / "nothing.mp4"), *model)
+    bad_k = alt_here("search", "jumping", *model, "-k", "0")
 
     assert first.returncode == 1, first.stderr  # the broken file is an error
     assert json.loads(first.stdout) == {"videos": 4, "indexed": 3, "skipped": 0, "errors": 1,
@@ -92,7 +71,7 @@ def test_alt_index_on_ray_stores_what_a_local_index_stores(tmp_path, tiny_checkp
     for i in range(2):
         moving_square_video(folder / f"clip{i}.mp4", frames=60, seed=i)
     common = ("--checkpoint", str(tiny_checkpoint), "--window-s", "1", "--quiet")
-    local = _alt("index", str(folder), *common, "--library", str(tmp_path / "local"))
+    local = alt_here("index", str(folder), *common, "--library", str(tmp_path / "local"))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     remote = subprocess.run(
         [sys.executable, "-m", "cli.main", "index", str(folder), *common, "--library",

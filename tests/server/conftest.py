@@ -59,10 +59,12 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 10) -> None:
+        """SIGTERM, then SIGKILL after `grace_s` (0: at once, where nothing is left to
+        clean up, e.g. the cluster under it is stopped next)."""
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(grace_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

@@ -316,17 +316,29 @@ def test_a_request_whose_ingress_replica_is_lost_is_answered_503_in_the_error_sh
 
 
 def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_videos, tmp_path):
-    # The serving application holds the cluster's 2 CPUs; the batch job needs them.
-    on_ray.stop()  # removes the application, and Serve with it: nothing listens there now
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(on_ray.url + "/healthz", timeout=5)
     folder = world_videos[0].parent
-    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     run = [sys.executable, "-m", "cli.main", "recognize-batch", str(folder), "--quiet"]
-    subprocess.run([*run, "--out", str(local)], check=True, cwd=ROOT, capture_output=True)
-    proc = subprocess.run([*run, "--out", str(remote), "--ray", "--ray-address", cluster],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    timeline = ["--timeline", "--window-s", "0.5"]
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    local_t, remote_t = tmp_path / "local-t.jsonl", tmp_path / "ray-t.jsonl"
+
+    def here() -> None:  # the local runs, beside the cluster's (they share no state)
+        for extra, out in (([], local), (timeline, local_t)):
+            subprocess.run([*run, *extra, "--out", str(out)], check=True, cwd=ROOT,
+                           capture_output=True)  # fmt: skip
+
+    with cf.ThreadPoolExecutor(1) as pool:
+        done_here = pool.submit(here)
+        # The serving application holds the cluster's 2 CPUs; the batch job needs them.
+        on_ray.stop()  # removes the application, and Serve with it: nothing listens there now
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(on_ray.url + "/healthz", timeout=5)
+        for extra, out in (([], remote), (timeline, remote_t)):
+            proc = subprocess.run([*run, *extra, "--out", str(out), "--ray", "--ray-address",
+                                   cluster], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=300)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-3000:]
+        done_here.result()
     a = {line["path"]: line for line in map(json.loads, local.read_text().splitlines())}
     b = {line["path"]: line for line in map(json.loads, remote.read_text().splitlines())}
     assert a.keys() == b.keys() and len(a) == len(list(folder.iterdir()))
@@ -337,15 +349,8 @@ def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_vide
         else:
             assert (line["error"], line["detail"]) == (b[path]["error"], b[path]["detail"])
     # A timeline per line: Ray Data actors each answer whole videos as the local run does.
-    local, remote = tmp_path / "local-t.jsonl", tmp_path / "ray-t.jsonl"
-    timeline = ["--timeline", "--window-s", "0.5"]
-    subprocess.run([*run, *timeline, "--out", str(local)], check=True, cwd=ROOT,
-                   capture_output=True)  # fmt: skip
-    proc = subprocess.run([*run, *timeline, "--out", str(remote), "--ray", "--ray-address",
-                           cluster], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    a = {line["path"]: line for line in map(json.loads, local.read_text().splitlines())}
-    b = {line["path"]: line for line in map(json.loads, remote.read_text().splitlines())}
+    a = {line["path"]: line for line in map(json.loads, local_t.read_text().splitlines())}
+    b = {line["path"]: line for line in map(json.loads, remote_t.read_text().splitlines())}
     assert a.keys() == b.keys()
     for path, line in a.items():
         assert line["status"] == b[path]["status"]

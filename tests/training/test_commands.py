@@ -8,6 +8,7 @@ import pytest
 
 from model import load_checkpoint, preset
 from tests.conftest import DEFAULT_CHECKPOINT
+from tests.fixtures import alt_here
 from training.generate import generate_world
 
 
@@ -21,11 +22,20 @@ def world(tmp_path_factory):
 
 
 def alt(*args):
+    """`alt ARGS` as a process of its own (training starts processes and sets torch's own
+    state) -> the JSON it prints."""
     proc = subprocess.run(
         [sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
+
+
+def evaluate(*args):
+    """`alt evaluate ARGS` in this process (its import of torch is most of a small run)."""
+    ran = alt_here("evaluate", *args)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    return json.loads(ran.stdout)
 
 
 @pytest.mark.slow
@@ -46,8 +56,7 @@ def test_train_then_evaluate_with_alignment_quality(world, tmp_path):
     assert summary["classes"] == 24 and len(summary["loss"]) == 1
     # Eight world actions name no object or body part ("waving", "clapping", ...).
     assert summary["labels_naming_entities"] == 16
-    result = alt(
-        "evaluate",
+    result = evaluate(
         tmp_path / "ckpt",
         "--test",
         world / "test.csv",
@@ -84,9 +93,7 @@ def test_few_shot_regime_and_zero_shot_evaluation(world, tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert refused.returncode != 0 and "needs a preset with a label map" in refused.stderr
-    result = alt(
-        "evaluate", tmp_path / "fs", "--test", world / "zeroshot.csv", "--labels-from-test"
-    )
+    result = evaluate(tmp_path / "fs", "--test", world / "zeroshot.csv", "--labels-from-test")
     assert result["n"] == 6
 
 
@@ -99,7 +106,7 @@ def test_build_default_quick_runs_the_whole_chain(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert "2" in report["few_shot"]
     # The report is the shipped checkpoint's: evaluated again, it gives the same accuracy.
-    again = alt("evaluate", out, "--test", tmp_path / "work" / "world" / "test.csv")
+    again = evaluate(out, "--test", tmp_path / "work" / "world" / "test.csv")
     assert again["top1"] == pytest.approx(report["alt"]["seen"]["top1"], abs=1e-4)
     assert again["n"] == report["alt"]["seen"]["n"]
     assert (tmp_path / "work" / "clip.pt").is_file() and len(
@@ -107,9 +114,7 @@ def test_build_default_quick_runs_the_whole_chain(tmp_path):
     ) == 6
     assert load_checkpoint(out).labels == report["seen"]
     # The baseline trained beside it ships too, scored by the same command and flags.
-    base = alt(
-        "evaluate", tmp_path / "baseline", "--test", tmp_path / "work" / "world" / "test.csv"
-    )
+    base = evaluate(tmp_path / "baseline", "--test", tmp_path / "work" / "world" / "test.csv")
     assert base["model"] == "baseline" and again["model"] == "alt"
     assert base["top1"] == pytest.approx(report["baseline"]["seen"]["top1"], abs=1e-4)
     for directory, kind in ((out, "ALT"), (tmp_path / "baseline", "baseline")):
@@ -119,12 +124,12 @@ def test_build_default_quick_runs_the_whole_chain(tmp_path):
     again = alt("build-default", "--quick", "--baseline-only", "--out", out,
                 "--work", tmp_path / "work", "--baseline-out", tmp_path / "b2")  # fmt: skip
     assert set(again) == {"baseline", "seconds"} and not (tmp_path / "b2" / "samples").exists()
-    scored = alt("evaluate", tmp_path / "b2", "--test", tmp_path / "work" / "world" / "test.csv")
+    scored = evaluate(tmp_path / "b2", "--test", tmp_path / "work" / "world" / "test.csv")
     assert scored["model"] == "baseline"
     assert scored["top1"] == pytest.approx(again["baseline"]["seen"]["top1"], abs=1e-4)
     # Beside a default from another CLIP (the shipped one), it is refused before training.
-    other = run_alt("build-default", "--quick", "--baseline-only", "--out", DEFAULT_CHECKPOINT,
-                    "--work", tmp_path / "work", "--baseline-out", tmp_path / "b3")  # fmt: skip
+    other = alt_here("build-default", "--quick", "--baseline-only", "--out", DEFAULT_CHECKPOINT,
+                     "--work", tmp_path / "work", "--baseline-out", tmp_path / "b3")  # fmt: skip
     assert other.returncode != 0 and f"not the one {DEFAULT_CHECKPOINT} was trained" in other.stderr
     assert "Traceback" not in other.stderr and not (tmp_path / "b3").exists()
 

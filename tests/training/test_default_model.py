@@ -1,8 +1,6 @@
 """The shipped default model: complete, strict-loading, and served as `make run` serves it."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import torch
 
 from media import decode_clip, write_video
 from model import load_checkpoint
+from tests.fixtures import alt_here
 from training.actions import SEEN
 from training.generate import render_clip
 from training.world import ENTITY_NAMES
@@ -123,13 +122,10 @@ def test_alt_evaluate_scores_the_shipped_baseline_with_the_flags_of_an_alt_check
     (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
     answers = {}
     for ckpt in (BASELINE, DEFAULT):
-        proc = subprocess.run(
-            [sys.executable, "-m", "cli.main", "evaluate", str(ckpt), "--test",
-             str(tmp_path / "test.csv"), "--video-root", str(tmp_path), "--labels-from-test"],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        answers[ckpt.name] = json.loads(proc.stdout)
+        ran = alt_here("evaluate", ckpt, "--test", tmp_path / "test.csv",
+                       "--video-root", tmp_path, "--labels-from-test")  # fmt: skip
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        answers[ckpt.name] = json.loads(ran.stdout)
     assert answers["baseline"]["model"] == "baseline" and answers["default"]["model"] == "alt"
     assert answers["baseline"]["n"] == answers["default"]["n"] == len(SEEN)
     assert answers["baseline"]["top1"] >= 75, answers["baseline"]
