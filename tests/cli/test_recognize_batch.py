@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_world_videos
+from tests.fixtures import alt_here
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = ROOT / "tests" / "media" / "faults"
@@ -86,8 +87,8 @@ def test_a_batch_answers_each_file_as_alt_recognize_does(collection, tmp_path):
         _same(line, alone[str(path)])
     # The real `alt recognize` command, for two of them.
     for path, _ in videos[:2]:
-        rec = subprocess.run([sys.executable, "-m", "cli.main", "recognize", str(path)],
-                             cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+        rec = alt_here("recognize", path)
+        assert rec.returncode == 0, rec.stderr
         _same(lines[str(path)], json.loads(rec.stdout))
     # Accuracy over the label column, as the lines say it.
     top1 = sum(lines[str(p)]["actions"][0]["label"] == lab for p, lab in videos) / 20 * 100
@@ -203,10 +204,7 @@ def test_a_timeline_per_line_equal_to_alt_recognize_timeline(tmp_path):
         line = lines[str(tmp_path / f"{i}.mp4")]
         assert line["status"] == 200 and line["video"]["windows"] == 8
         assert line["timeline"][0]["start_s"] == 0 and line["timeline"][-1]["end_s"] == 18.0
-    one = subprocess.run(
-        [sys.executable, "-m", "cli.main", "recognize", str(tmp_path / "1.mp4"), "--timeline",
-         "--window-s", "4"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    one = alt_here("recognize", tmp_path / "1.mp4", "--timeline", "--window-s", "4")
     assert one.returncode == 0, one.stderr
     alone = json.loads(one.stdout)
     line = lines[str(tmp_path / "1.mp4")]
