@@ -60,7 +60,9 @@ def alt_here(*args: object) -> Ran:
         try:
             code = main([str(a) for a in args])
         except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-            if not isinstance(stop.code, int):
+            if stop.code is None or isinstance(stop.code, int):
+                code = stop.code or 0
+            else:  # a message: the CLI's one-line error
+                code = 1
                 print(stop.code, file=err)
     return Ran(code, out.getvalue(), err.getvalue())

@@ -24,9 +24,7 @@ def world(tmp_path_factory):
 def alt(*args):
     """`alt ARGS` as a process of its own (training starts processes and sets torch's own
     state) -> the JSON it prints."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True
-    )
+    proc = run_alt(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
