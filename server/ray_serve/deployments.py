@@ -27,7 +27,7 @@ import numpy as np
 try:
     import ray
     from ray import serve
-    from ray.exceptions import RayActorError, RayTaskError
+    from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
     from ray.serve.exceptions import BackPressureError, ReplicaUnavailableError
 except ImportError as err:  # pragma: no cover - depends on the install
     raise ImportError("the cluster mode needs Ray: pip install 'alt-serve[cluster]'") from err
@@ -44,7 +44,10 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "alt"
 JOBS_APP, JOBS_PREFIX = "alt-jobs", "/jobs"  # the application that runs jobs, and its routes
-_DEATHS = (RayActorError, ReplicaUnavailableError)  # a replica died or is gone
+# A replica died or is gone, or its answer was lost with the node that stored it (an answer
+# the node finished just before it froze or crashed: the caller cannot fetch it). Every
+# call is pure (decode, infer, embed labels), so calling again is safe.
+_DEATHS = (RayActorError, ReplicaUnavailableError, ObjectLostError)
 
 
 async def _call(method, *args) -> Any:

@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is an optional extra (alt-serve[cluster])")
 
-from ray.exceptions import RayActorError  # noqa: E402
+from ray.exceptions import ObjectReconstructionFailedError, RayActorError  # noqa: E402
 
 from media import DecodeJob  # noqa: E402
-from server.ray_serve.deployments import DecodeReplica, RemoteModel  # noqa: E402
+from server.ray_serve.deployments import DecodeReplica, RemoteModel, _call  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from tests import videos  # noqa: E402
 from tests.media.conftest import FAULTS  # noqa: E402
@@ -64,6 +64,28 @@ def test_an_ingress_whose_model_replicas_never_come_up_fails_with_a_reason():
     waited, message = asyncio.run(main())
     assert waited < 5 and handle.info.calls > 1  # it kept trying until the deadline
     assert "ALT_RAY_START_TIMEOUT_S" in message and "Ray is not running here" in message
+
+
+def test_an_answer_lost_with_its_node_is_asked_for_again():
+    """A replica finished, then its node froze before the caller fetched the answer: Ray
+    cannot fetch or rebuild it, and the call goes again instead of failing the request."""
+
+    class _LostOnce:
+        calls = 0
+
+        def remote(self, *args):
+            self.calls += 1
+
+            async def answer():
+                if self.calls == 1:
+                    raise ObjectReconstructionFailedError("ab" * 14)
+                return ("answer", *args)
+
+            return _Response(answer())
+
+    method = _LostOnce()
+    assert asyncio.run(_call(method, 7)) == ("answer", 7)
+    assert method.calls == 2
 
 
 def test_a_larger_job_does_not_close_the_pool_under_running_decodes(monkeypatch):
