@@ -7,10 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast typecheck lint install
 
+# uv installs the same pins as pip, several packages at a time (torch's CUDA build alone is
+# about 3 GB), and compiles their bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set,
+# nothing else would, and every process would compile torch and Ray again as it starts.
+# Where uv cannot reach its index, pip installs them instead.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt uv
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[dev]' \
+	  || $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
