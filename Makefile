@@ -23,16 +23,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/alt serve
 
-# Everything CI runs: the type check, then the whole suite: all but the Ray files on two
-# workers (pytest-xdist, a file per worker at a time), then the Ray files on their own.
-# The type check runs beside the first (whose tests leave a core idle at times, waiting on
-# real-time streams and servers); its report follows the tests', and either failing fails.
+# Everything CI runs: the type check, the Ray files, and all the other files on two
+# workers (pytest-xdist, a file per worker at a time), the three at once. The type check
+# and the Ray run leave the cores idle much of the time (a Ray cluster waits on its health
+# checks and fault windows); their reports follow the workers', and any failing fails.
 test: $(STAMP)
 	@$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not ray"; tests=$$?; \
+	TEST_PORT_SLOT=7 $(BIN)/python -m pytest -m ray -p no:cacheprovider \
+	  --basetemp=$(VENV)/ray-tests > $(VENV)/ray.log 2>&1 & clustered=$$!; \
+	nice -n 5 $(BIN)/python -m pytest -n 2 --dist loadfile -m "not ray"; tests=$$?; \
+	wait $$clustered; ray=$$?; echo "The Ray files:"; cat $(VENV)/ray.log; \
 	wait $$typecheck; checked=$$?; echo "mypy:"; cat $(VENV)/mypy.log; \
-	test $$tests -eq 0 -a $$checked -eq 0
-	$(BIN)/python -m pytest -m ray
+	test $$tests -eq 0 -a $$ray -eq 0 -a $$checked -eq 0
 
 # Day to day: everything but the slow tier (real servers, training runs, Ray, Docker,
 # the browser), in about four minutes on two cores.

@@ -18,24 +18,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_PORT_SLOTS = 8
+
+
 def _ports() -> range:
     """This process's share of the ports below the kernel's ephemeral range.
 
     A port from `bind(0)` lies in the ephemeral range, where every outgoing connection
     also takes its local port, and a port handed out that way may be taken again by the
-    time a server binds it. Below that range only listeners pick ports: each xdist worker
-    gets its own slice, so two workers never hand out the same one."""
+    time a server binds it. Below that range only listeners pick ports, and each pytest
+    process has a slot of its own: an xdist worker its number, a run beside the workers
+    the slot TEST_PORT_SLOT names (the Makefile's Ray run), so none hands out another's."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
-    low = min(low, 32768)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    index = int(worker) if worker.isdigit() else 0
-    first, last = 20000, low - 1
-    size = (last - first) // max(count, 1)
-    return range(first + index * size, first + (index + 1) * size)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    slot = int(worker) if worker.isdigit() else int(os.environ.get("TEST_PORT_SLOT", "0"))
+    first, last = 20000, min(low, 32768) - 1
+    size = (last - first) // _PORT_SLOTS
+    start = first + (slot % _PORT_SLOTS) * size
+    return range(start, start + size)
 
 
 _handed: set[int] = set()
