@@ -26,7 +26,8 @@ run: $(STAMP)
 # Everything CI runs: the type check, the Ray files, and all the other files on two
 # workers (pytest-xdist, a file per worker at a time), the three at once. The type check
 # and the Ray run leave the cores idle much of the time (a Ray cluster waits on its health
-# checks and fault windows); their reports follow the workers', and any failing fails.
+# checks and fault windows); the workers run at nice 5, so that a cluster's health checks
+# and deadlines get the CPU first. Their reports follow the workers', and any failing fails.
 test: $(STAMP)
 	@$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
 	TEST_PORT_SLOT=7 $(BIN)/python -m pytest -m ray -p no:cacheprovider \
