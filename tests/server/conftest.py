@@ -27,8 +27,8 @@ def _ports() -> range:
     A port from `bind(0)` lies in the ephemeral range, where every outgoing connection
     also takes its local port, and a port handed out that way may be taken again by the
     time a server binds it. Below that range only listeners pick ports, and each pytest
-    process has a slot of its own: an xdist worker its number, a run beside the workers
-    the slot TEST_PORT_SLOT names (the Makefile's Ray run), so none hands out another's."""
+    process has a slot of its own: an xdist worker its number, another run beside them the
+    slot TEST_PORT_SLOT names, so none hands out another's."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
