@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import shutil
@@ -21,24 +22,23 @@ ROOT = Path(__file__).resolve().parents[2]
 _PORT_SLOTS = 8
 
 
+@functools.cache
 def _ports() -> range:
     """This process's share of the ports below the kernel's ephemeral range.
 
     A port from `bind(0)` lies in the ephemeral range, where every outgoing connection
     also takes its local port, and a port handed out that way may be taken again by the
-    time a server binds it. Below that range only listeners pick ports, and each pytest
-    process has a slot of its own: an xdist worker its number, another run beside them the
-    slot TEST_PORT_SLOT names, so none hands out another's."""
+    time a server binds it. Below that range only listeners pick ports, and each xdist
+    worker has a slot of its own (its number), so none hands out another's."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
     worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
-    slot = int(worker) if worker.isdigit() else int(os.environ.get("TEST_PORT_SLOT", "0"))
+    slot = int(worker) % _PORT_SLOTS if worker.isdigit() else 0
     first, last = 20000, min(low, 32768) - 1
     size = (last - first) // _PORT_SLOTS
-    start = first + (slot % _PORT_SLOTS) * size
-    return range(start, start + size)
+    return range(first + slot * size, first + (slot + 1) * size)
 
 
 _handed: set[int] = set()
