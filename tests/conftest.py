@@ -100,10 +100,21 @@ RAY_FILES = {
     "tests/server/test_ray_parts.py", "tests/server/test_ray_private.py",
 }  # fmt: skip
 
+# Files of pure computation (compiling, training; no server, no port, no deadline): marked
+# `background`, so `make test` runs them at the lowest CPU priority beside the others,
+# on the CPU time the others leave idle (the Ray files wait on health checks and replicas).
+BACKGROUND_FILES = {
+    "tests/server/test_compiled.py", "tests/training/test_commands.py",
+    "tests/training/test_pretrain.py", "tests/training/test_trainer.py",
+}  # fmt: skip
+
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects
 def pytest_collection_modifyitems(config, items):
     root = Path(__file__).resolve().parents[1]
     for item in items:
-        if Path(str(item.fspath)).resolve().relative_to(root).as_posix() in RAY_FILES:
+        path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        if path in RAY_FILES:
             item.add_marker(pytest.mark.ray)
+        if path in BACKGROUND_FILES:
+            item.add_marker(pytest.mark.background)
