@@ -105,7 +105,8 @@ RAY_FILES = {
 # on the CPU time the others leave idle (the Ray files wait on health checks and replicas).
 BACKGROUND_FILES = {
     "tests/server/test_compiled.py", "tests/training/test_commands.py",
-    "tests/training/test_pretrain.py", "tests/training/test_trainer.py",
+    "tests/training/test_default_model.py", "tests/training/test_pretrain.py",
+    "tests/training/test_trainer.py", "tests/training/test_world.py",
 }  # fmt: skip
 
 

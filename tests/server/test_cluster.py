@@ -50,14 +50,54 @@ def cluster():
     subprocess.run([RAY, "stop", "--force"], capture_output=True)
 
 
-def on_cluster(address: str, code: str) -> str:
-    """Run `code` in a Ray driver of its own (with `serve` imported) and return what it
-    prints. This process never joins the cluster: a driver outlives its cluster badly."""
-    script = f"import ray\nfrom ray import serve\nray.init(address={address!r}, log_to_driver=False)\n{code}"
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.strip()
+class Driver:
+    """A Ray driver of its own (with `serve` imported) that runs the code it is given and
+    returns what it prints: one process for the module's questions about the cluster, each
+    of which would otherwise pay ~4 s of imports and connecting. It is stopped before the
+    cluster, and this process never joins the cluster: a driver outlives its cluster badly."""
+
+    _LOOP = (
+        "import contextlib, io, json, sys, traceback\n"
+        "import ray\n"
+        "from ray import serve\n"
+        "ray.init(address=sys.argv[1], log_to_driver=False)\n"
+        "for line in sys.stdin:\n"
+        "    out = io.StringIO()\n"
+        "    try:\n"
+        "        with contextlib.redirect_stdout(out):\n"
+        "            exec(json.loads(line), {'ray': ray, 'serve': serve})\n"
+        "        answer = {'out': out.getvalue().strip()}\n"
+        "    except Exception:\n"
+        "        answer = {'error': traceback.format_exc()}\n"
+        "    print('ANSWER', json.dumps(answer), flush=True)\n"
+    )
+
+    def __init__(self, address: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", self._LOOP, address], cwd=ROOT,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+
+    def __call__(self, code: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(code) + "\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:  # a library may print lines of its own before
+            if line.startswith("ANSWER "):
+                answer = json.loads(line.removeprefix("ANSWER "))
+                assert "error" not in answer, answer["error"][-2000:]
+                return answer["out"]
+        raise AssertionError(f"the driver exited ({self.proc.wait()})")
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def on_cluster(cluster):
+    driver = Driver(cluster)
+    yield driver
+    driver.stop()
 
 
 MODEL_PID = "print(serve.get_deployment_handle('Model', app_name='alt').pid.remote().result())"
@@ -69,10 +109,17 @@ INGRESS_PID = (
 
 
 @pytest.fixture(scope="module")
-def plain():
-    srv = ServerProcess({})
-    yield srv
-    srv.stop()
+def starting_plain():
+    """The plain server, starting beside the cluster (most of a start is waiting)."""
+    with cf.ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(ServerProcess, {})
+        yield starting
+        starting.result().stop()
+
+
+@pytest.fixture(scope="module")
+def plain(starting_plain, on_ray) -> ServerProcess:
+    return starting_plain.result()
 
 
 @pytest.fixture(scope="module")
@@ -257,8 +304,8 @@ def test_timelines_and_jobs_on_ray_answer_as_the_plain_server(plain, on_ray, tmp
     ]
 
 
-def test_a_killed_model_replica_fails_no_request_and_is_replaced(cluster, on_ray, world_videos):
-    before = int(on_cluster(cluster, MODEL_PID))
+def test_a_killed_model_replica_fails_no_request_and_is_replaced(on_cluster, on_ray, world_videos):
+    before = int(on_cluster(MODEL_PID))
     readiness: list[tuple[int, dict]] = []
     watching = threading.Event()
 
@@ -283,18 +330,18 @@ def test_a_killed_model_replica_fails_no_request_and_is_replaced(cluster, on_ray
     degraded = [body for code, body in readiness if code == 503]
     assert degraded and all(b["status"] == "degraded" and b["lacking"] == ["Model"]
                             for b in degraded), readiness  # fmt: skip
-    after = int(on_cluster(cluster, MODEL_PID))
+    after = int(on_cluster(MODEL_PID))
     assert after != before
     assert _post(on_ray.url, world_videos[0]).status_code == 200
     assert httpx.get(on_ray.url + "/readyz").status_code == 200
 
 
 def test_a_request_whose_ingress_replica_is_lost_is_answered_503_in_the_error_shape(
-    cluster, on_ray, world_videos
+    on_cluster, on_ray, world_videos
 ):
     """Serve's proxy sends nothing for a request whose replica died, and its server would
     write a plain-text 500; the proxies `alt serve --ray` starts answer 503 `unavailable`."""
-    before = int(on_cluster(cluster, INGRESS_PID))
+    before = int(on_cluster(INGRESS_PID))
     slow = b"SLOW" + world_videos[0].read_bytes()  # decoded 2 s late: held by the Ingress
     with cf.ThreadPoolExecutor(1) as pool:
         answer = pool.submit(httpx.post, on_ray.url + "/recognize", content=slow,
@@ -312,7 +359,7 @@ def test_a_request_whose_ingress_replica_is_lost_is_answered_503_in_the_error_sh
     while (status := _post(on_ray.url, world_videos[1]).status_code) != 200:
         assert status == 503 and time.monotonic() < deadline, status
         time.sleep(1)
-    assert int(on_cluster(cluster, INGRESS_PID)) != before
+    assert int(on_cluster(INGRESS_PID)) != before
 
 
 def test_recognize_batch_on_ray_equals_the_local_run(cluster, on_ray, world_videos, tmp_path):

@@ -227,13 +227,13 @@ def test_every_deployment_is_spread_over_the_nodes(nodes, service, world_videos)
 
 def test_a_frozen_node_is_given_up_before_any_request_times_out(nodes, service, world_videos):
     traffic = Traffic(service.url, world_videos[:4])
-    time.sleep(6)
+    time.sleep(3)
     traffic.fault = time.monotonic()
     frozen = nodes.signal("b", signal.SIGSTOP)
     # The node is given up about 5 s after it froze; traffic goes on past that. Stopping
     # the clients waits for every request in flight, so one the frozen node held past the
     # request timeout shows up as its 504 whatever the length of this window.
-    time.sleep(15)
+    time.sleep(10)
     traffic.stop()
     nodes.signal("b", signal.SIGCONT)  # declared dead by now: it exits
     assert frozen >= 4
@@ -257,9 +257,9 @@ def test_a_node_that_joins_gets_replicas_again(nodes, service):
 def test_a_crashed_node_with_an_ingress_costs_no_request(nodes, service, world_videos):
     assert nodes.raylets["c"] in nodes.placement()["Ingress"]
     traffic = Traffic(service.url, world_videos[:4])
-    time.sleep(6)
+    time.sleep(3)
     traffic.fault = time.monotonic()
     nodes.signal("c", signal.SIGKILL)
-    time.sleep(15)
+    time.sleep(10)
     traffic.stop()
     _lost_node_costs_no_request(traffic)
