@@ -1,17 +1,11 @@
 """`alt init` end to end: a weights file in, a served model out; and its errors."""
 
-import subprocess
-import sys
-
 import httpx
 import pytest
 
 from model import catalog
+from tests.fixtures import alt_here as alt  # in this process: torch is imported once
 from tests.server.conftest import ServerProcess
-
-
-def alt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_world_videos
-from tests.fixtures import alt_here
+from tests.fixtures import Ran, alt_here
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = ROOT / "tests" / "media" / "faults"
@@ -31,11 +31,9 @@ def collection(tmp_path_factory) -> tuple[Path, list[tuple[Path, str]]]:
     return folder, videos
 
 
-def _batch(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "recognize-batch", *args, "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, **kw,
-    )  # fmt: skip
+def _batch(*args: str) -> Ran:
+    """`alt recognize-batch ARGS --quiet` in this process: torch is imported once."""
+    return alt_here("recognize-batch", *args, "--quiet")
 
 
 def _lines(path: Path) -> list[dict]:
@@ -170,15 +168,7 @@ def test_a_missing_file_is_its_own_line_and_the_output_folder_is_made(collection
 
 @pytest.mark.parametrize("flag", ["--workers", "--decoders", "--models", "--top-k"])
 def test_counts_below_one_are_refused_like_the_settings(tmp_path, flag):
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "recognize-batch", str(tmp_path),
-         "--out", str(tmp_path / "o.jsonl"), flag, "0"],
-        cwd=root, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    out = alt_here("recognize-batch", tmp_path, "--out", tmp_path / "o.jsonl", flag, "0")
     assert out.returncode == 2, out.stderr
     assert f"{flag}: must be 1 or more, not 0" in out.stderr
     assert "Traceback" not in out.stderr
