@@ -23,19 +23,23 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/alt serve
 
-# Everything CI runs, in three pytest runs. The files of pure computation (marked
-# `background`: compiling, training) and the type check run from the start at the lowest
-# CPU priority (nice 19), on the CPU the others leave idle: they have no deadline to miss.
-# Beside them, every other file but the Ray ones on two workers (pytest-xdist, a file per
-# worker at a time), then the Ray files on their own (a cluster starved of CPU misses its
-# deadlines; at nice 19 a neighbour gets ~1.5% of a contended core). The two background
-# reports follow; any failure fails.
+# Everything CI runs, in three pytest runs, each given its own files (tests/groups.py).
+# The files of pure computation (compiling, training) and the type check run from the
+# start at the lowest CPU priority (nice 19), on the CPU the others leave idle: they have
+# no deadline to miss. Beside them, every other file but the Ray ones on two workers
+# (pytest-xdist, a file per worker at a time), then the Ray files on their own (a cluster
+# starved of CPU misses its deadlines; at nice 19 a neighbour gets ~1.5% of a contended
+# core). The two background reports follow; any failure fails.
+RAY_TESTS = $(shell $(PYTHON) tests/groups.py ray)
+BACKGROUND_TESTS = $(shell $(PYTHON) tests/groups.py background)
+
 test: $(STAMP)
 	@nice -n 19 $(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
-	nice -n 19 $(BIN)/python -m pytest -m "background and not ray" > $(VENV)/background.log 2>&1 & \
-	background=$$!; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not ray and not background"; tests=$$?; \
-	$(BIN)/python -m pytest -m ray; ray=$$?; \
+	nice -n 19 $(BIN)/python -m pytest -m "background and not ray" $(BACKGROUND_TESTS) \
+	  > $(VENV)/background.log 2>&1 & background=$$!; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not ray and not background" \
+	  $(addprefix --ignore=,$(RAY_TESTS) $(BACKGROUND_TESTS)); tests=$$?; \
+	$(BIN)/python -m pytest -m ray $(RAY_TESTS); ray=$$?; \
 	wait $$background; computed=$$?; echo "background:"; cat $(VENV)/background.log; \
 	wait $$typecheck; checked=$$?; echo "mypy:"; cat $(VENV)/mypy.log; \
 	test $$tests -eq 0 -a $$ray -eq 0 -a $$computed -eq 0 -a $$checked -eq 0

@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from model import build_alt, preset
+from tests import groups
 from tests.fixtures import save_tiny_checkpoint
 from tests.videos import moving_square_video
 
@@ -92,30 +93,11 @@ def world_videos(tmp_path_factory) -> list[Path]:
     return [p for p, _ in write_world_videos(tmp_path_factory.mktemp("world"), 6)]
 
 
-# Files whose tests start, join or stop Ray clusters (`ray stop --force` stops every Ray
-# process of the machine; a cluster starved of CPU by a neighbour misses its deadlines):
-# marked `ray`, so `make test` runs them on their own after the rest.
-RAY_FILES = {
-    "tests/cli/test_library.py", "tests/server/test_cluster.py", "tests/server/test_nodes.py",
-    "tests/server/test_ray_parts.py", "tests/server/test_ray_private.py",
-}  # fmt: skip
-
-# Files of pure computation (compiling, training; no server, no port, no deadline): marked
-# `background`, so `make test` runs them at the lowest CPU priority beside the others,
-# on the CPU time the others leave idle (the Ray files wait on health checks and replicas).
-BACKGROUND_FILES = {
-    "tests/server/test_compiled.py", "tests/training/test_commands.py",
-    "tests/training/test_default_model.py", "tests/training/test_pretrain.py",
-    "tests/training/test_trainer.py", "tests/training/test_world.py",
-}  # fmt: skip
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects
 def pytest_collection_modifyitems(config, items):
     root = Path(__file__).resolve().parents[1]
     for item in items:
         path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
-        if path in RAY_FILES:
-            item.add_marker(pytest.mark.ray)
-        if path in BACKGROUND_FILES:
-            item.add_marker(pytest.mark.background)
+        for group, files in groups.GROUPS.items():  # tests/groups.py: run apart by make test
+            if path in files:
+                item.add_marker(getattr(pytest.mark, group))
