@@ -18,8 +18,7 @@ RAY = (
 # wait on health checks and replicas).
 BACKGROUND = (
     "tests/server/test_compiled.py", "tests/training/test_commands.py",
-    "tests/training/test_default_model.py", "tests/training/test_pretrain.py",
-    "tests/training/test_trainer.py", "tests/training/test_world.py",
+    "tests/training/test_pretrain.py", "tests/training/test_trainer.py",
 )  # fmt: skip
 
 GROUPS = {"ray": RAY, "background": BACKGROUND}

@@ -99,7 +99,7 @@ class Nodes:
         if self._tables is None:
             self._tables = subprocess.Popen([sys.executable, "-c", _TABLES, self.address],
                                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            text=True)  # fmt: skip
+                                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
         assert self._tables.stdin is not None and self._tables.stdout is not None
         self._tables.stdin.write("\n")
         self._tables.stdin.flush()
