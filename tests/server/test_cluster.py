@@ -333,7 +333,12 @@ def test_a_killed_model_replica_fails_no_request_and_is_replaced(on_cluster, on_
     after = int(on_cluster(MODEL_PID))
     assert after != before
     assert _post(on_ray.url, world_videos[0]).status_code == 200
-    assert httpx.get(on_ray.url + "/readyz").status_code == 200
+    # Readiness follows Serve's own status, read every second: ready again within seconds,
+    # and lacking nothing but the Model until then.
+    deadline = time.monotonic() + 10
+    while (ready := httpx.get(on_ray.url + "/readyz")).status_code != 200:
+        assert time.monotonic() < deadline and ready.json()["lacking"] == ["Model"], ready.text
+        time.sleep(0.2)
 
 
 def test_a_request_whose_ingress_replica_is_lost_is_answered_503_in_the_error_shape(
