@@ -35,11 +35,11 @@ BACKGROUND_TESTS = $(shell $(PYTHON) tests/groups.py background)
 
 test: $(STAMP)
 	@nice -n 19 $(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
-	nice -n 19 $(BIN)/python -m pytest -m "background and not ray" $(BACKGROUND_TESTS) \
+	nice -n 19 $(BIN)/python -m pytest $(BACKGROUND_TESTS) \
 	  > $(VENV)/background.log 2>&1 & background=$$!; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not ray and not background" \
+	$(BIN)/python -m pytest -n 2 --dist loadfile \
 	  $(addprefix --ignore=,$(RAY_TESTS) $(BACKGROUND_TESTS)); tests=$$?; \
-	$(BIN)/python -m pytest -m ray $(RAY_TESTS); ray=$$?; \
+	$(BIN)/python -m pytest $(RAY_TESTS); ray=$$?; \
 	wait $$background; computed=$$?; echo "background:"; cat $(VENV)/background.log; \
 	wait $$typecheck; checked=$$?; echo "mypy:"; cat $(VENV)/mypy.log; \
 	test $$tests -eq 0 -a $$ray -eq 0 -a $$computed -eq 0 -a $$checked -eq 0

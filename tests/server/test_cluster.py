@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests import front
+from tests.procs import Asker
 from tests.server.conftest import ROOT, ServerProcess, free_port, one_replica_each
 
 # Ray reads its authentication mode once, when it is imported.
@@ -50,53 +51,37 @@ def cluster():
     subprocess.run([RAY, "stop", "--force"], capture_output=True)
 
 
-class Driver:
-    """A Ray driver of its own (with `serve` imported) that runs the code it is given and
-    returns what it prints: one process for the module's questions about the cluster, each
-    of which would otherwise pay ~4 s of imports and connecting. It is stopped before the
-    cluster, and this process never joins the cluster: a driver outlives its cluster badly."""
-
-    _LOOP = (
-        "import contextlib, io, json, sys, traceback\n"
-        "import ray\n"
-        "from ray import serve\n"
-        "ray.init(address=sys.argv[1], log_to_driver=False)\n"
-        "for line in sys.stdin:\n"
-        "    out = io.StringIO()\n"
-        "    try:\n"
-        "        with contextlib.redirect_stdout(out):\n"
-        "            exec(json.loads(line), {'ray': ray, 'serve': serve})\n"
-        "        answer = {'out': out.getvalue().strip()}\n"
-        "    except Exception:\n"
-        "        answer = {'error': traceback.format_exc()}\n"
-        "    print('ANSWER', json.dumps(answer), flush=True)\n"
-    )
-
-    def __init__(self, address: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", self._LOOP, address], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-
-    def __call__(self, code: str) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(code) + "\n")
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:  # a library may print lines of its own before
-            if line.startswith("ANSWER "):
-                answer = json.loads(line.removeprefix("ANSWER "))
-                assert "error" not in answer, answer["error"][-2000:]
-                return answer["out"]
-        raise AssertionError(f"the driver exited ({self.proc.wait()})")
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+# A Ray driver of its own (with `serve` imported) that runs the code it is given and answers
+# what it prints: one process for the module's questions about the cluster, each of which
+# would otherwise pay ~4 s of imports and connecting. It is stopped before the cluster, and
+# this process never joins the cluster: a driver outlives its cluster badly.
+_DRIVER = """
+import contextlib, io, json, sys, traceback
+import ray
+from ray import serve
+ray.init(address=sys.argv[1], log_to_driver=False)
+for line in sys.stdin:
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(json.loads(line), {"ray": ray, "serve": serve})
+        answer = {"out": out.getvalue().strip()}
+    except Exception:
+        answer = {"error": traceback.format_exc()}
+    print("ANSWER", json.dumps(answer), flush=True)
+"""
 
 
 @pytest.fixture(scope="module")
 def on_cluster(cluster):
-    driver = Driver(cluster)
-    yield driver
+    driver = Asker(_DRIVER, cluster, cwd=ROOT)
+
+    def run(code: str) -> str:
+        answer = driver.ask(json.dumps(code))
+        assert "error" not in answer, answer["error"][-2000:]
+        return answer["out"]
+
+    yield run
     driver.stop()
 
 

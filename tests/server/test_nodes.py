@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.procs import process_tree
+from tests.procs import Asker, process_tree
 from tests.server.conftest import ROOT, ServerProcess, free_port, one_replica_each
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -40,7 +40,7 @@ REQUEST_TIMEOUT_S = 25  # a request held by a lost node past this would answer 5
 
 # The placement, read from the head's GCS by a process of its own that is no Ray driver:
 # it joins no node, so a frozen node cannot hold it, and each question costs milliseconds
-# where a driver's start costs ~4 s. A line in -> one JSON line out.
+# where a driver's start costs ~4 s.
 _TABLES = """
 import json, sys
 from ray._private.state import GlobalState
@@ -55,7 +55,7 @@ for _ in sys.stdin:
         name = a["ActorClassName"]
         if a["State"] == "ALIVE" and name.startswith("ServeReplica:"):
             out.setdefault(name.rsplit(":", 1)[1], []).append(ports.get(a["Address"]["NodeID"]))
-    print(json.dumps(out), flush=True)
+    print("ANSWER", json.dumps(out), flush=True)
 """
 
 
@@ -66,7 +66,7 @@ class Nodes:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.raylets: dict[str, int] = {}  # node name -> its node manager port
-        self._tables: subprocess.Popen | None = None  # the placement's reader, once asked
+        self._tables: Asker | None = None  # the placement's reader, once asked
         self._start("--head", f"--port={self.port}", "--include-dashboard=false",
                     f"--system-config={NODE_HEALTH}")  # fmt: skip
 
@@ -97,15 +97,8 @@ class Nodes:
     def placement(self) -> dict[str, list[int]]:
         """Each deployment's running replicas, by the node manager port of their node."""
         if self._tables is None:
-            self._tables = subprocess.Popen([sys.executable, "-c", _TABLES, self.address],
-                                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-        assert self._tables.stdin is not None and self._tables.stdout is not None
-        self._tables.stdin.write("\n")
-        self._tables.stdin.flush()
-        line = self._tables.stdout.readline()
-        assert line, f"the table reader exited ({self._tables.wait()})"
-        return {k: sorted(v) for k, v in json.loads(line).items()}
+            self._tables = Asker(_TABLES, self.address, cwd=ROOT)
+        return {k: sorted(v) for k, v in self._tables.ask().items()}
 
     def head_port(self, placed: dict[str, list[int]]) -> int:
         """The head's node manager port, among those of a placement."""
@@ -116,8 +109,7 @@ class Nodes:
 
     def stop(self) -> None:
         if self._tables is not None:
-            self._tables.kill()
-            self._tables.wait()
+            self._tables.stop()
         subprocess.run([RAY, "stop", "--force"], capture_output=True)
 
 
