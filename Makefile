@@ -26,10 +26,17 @@ run: $(STAMP)
 # Everything CI runs, in three pytest runs, each given its own files (tests/groups.py).
 # The files of pure computation (compiling, training) and the type check run from the
 # start at the lowest CPU priority (nice 19), on the CPU the others leave idle: they have
-# no deadline to miss. Beside them, every other file but the Ray ones on two workers
-# (pytest-xdist, a file per worker at a time), then the Ray files on their own (a cluster
-# starved of CPU misses its deadlines; at nice 19 a neighbour gets ~1.5% of a contended
-# core). The two background reports follow; any failure fails.
+# no deadline to miss. Beside them, every other file but the Ray ones on three workers
+# (pytest-xdist, a file per worker at a time: many of these tests wait on real time, a
+# stream played or a client's timeout, so a third worker fills the waits), then the Ray
+# files on their own (a cluster starved of CPU misses its deadlines; at nice 19 a neighbour
+# gets ~1.5% of a contended core). The two background reports follow; any failure fails.
+#
+# Torch's OpenMP threads spin for a while before they sleep: with more threads than cores,
+# as the suite runs them, the spinning took more than half the CPU (three `build-default
+# --quick` side by side: 416 CPU-s and 211 s by default, 181 CPU-s and 93 s passive).
+test test-fast: export OMP_WAIT_POLICY = PASSIVE
+
 RAY_TESTS = $(shell $(PYTHON) tests/groups.py ray)
 BACKGROUND_TESTS = $(shell $(PYTHON) tests/groups.py background)
 
@@ -37,7 +44,7 @@ test: $(STAMP)
 	@nice -n 19 $(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
 	nice -n 19 $(BIN)/python -m pytest $(BACKGROUND_TESTS) \
 	  > $(VENV)/background.log 2>&1 & background=$$!; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile \
+	$(BIN)/python -m pytest -n 3 --dist loadfile \
 	  $(addprefix --ignore=,$(RAY_TESTS) $(BACKGROUND_TESTS)); tests=$$?; \
 	$(BIN)/python -m pytest $(RAY_TESTS); ray=$$?; \
 	wait $$background; computed=$$?; echo "background:"; cat $(VENV)/background.log; \
