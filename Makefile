@@ -30,7 +30,9 @@ run: $(STAMP)
 # (pytest-xdist, a file per worker at a time: many of these tests wait on real time, a
 # stream played or a client's timeout, so a third worker fills the waits), then the Ray
 # files on their own (a cluster starved of CPU misses its deadlines; at nice 19 a neighbour
-# gets ~1.5% of a contended core). The two background reports follow; any failure fails.
+# gets ~1.5% of a contended core): their run starts with the others, collects, and waits
+# for the first run's end (ALT_TESTS_AFTER, tests/conftest.py). Their report and the two
+# background ones follow; any failure fails.
 #
 # Torch's OpenMP threads spin for a while before they sleep: with more threads than cores,
 # as the suite runs them, the spinning took more than half the CPU (three `build-default
@@ -41,15 +43,19 @@ RAY_TESTS = $(shell $(PYTHON) tests/groups.py ray)
 BACKGROUND_TESTS = $(shell $(PYTHON) tests/groups.py background)
 
 test: $(STAMP)
-	@nice -n 19 $(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
+	@rm -f $(VENV)/first-run.done; \
+	nice -n 19 $(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
 	nice -n 19 $(BIN)/python -m pytest $(BACKGROUND_TESTS) \
 	  > $(VENV)/background.log 2>&1 & background=$$!; \
+	ALT_TESTS_AFTER=$(VENV)/first-run.done $(BIN)/python -m pytest $(RAY_TESTS) \
+	  > $(VENV)/ray.log 2>&1 & ray=$$!; \
 	$(BIN)/python -m pytest -n 3 --dist loadfile \
 	  $(addprefix --ignore=,$(RAY_TESTS) $(BACKGROUND_TESTS)); tests=$$?; \
-	$(BIN)/python -m pytest $(RAY_TESTS); ray=$$?; \
+	touch $(VENV)/first-run.done; \
+	wait $$ray; clustered=$$?; echo "ray:"; cat $(VENV)/ray.log; \
 	wait $$background; computed=$$?; echo "background:"; cat $(VENV)/background.log; \
 	wait $$typecheck; checked=$$?; echo "mypy:"; cat $(VENV)/mypy.log; \
-	test $$tests -eq 0 -a $$ray -eq 0 -a $$computed -eq 0 -a $$checked -eq 0
+	test $$tests -eq 0 -a $$clustered -eq 0 -a $$computed -eq 0 -a $$checked -eq 0
 
 # Day to day: everything but the slow tier (real servers, training runs, Ray, Docker,
 # the browser), in about four minutes on two cores.

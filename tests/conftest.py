@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 # pytest-xdist's workers share the machine's cores: one torch thread per process (the
@@ -101,3 +102,12 @@ def pytest_collection_modifyitems(config, items):
         for group, files in groups.GROUPS.items():  # tests/groups.py: run apart by make test
             if path in files:
                 item.add_marker(getattr(pytest.mark, group))
+
+
+def pytest_collection_finish(session):
+    """`make test` starts the Ray run beside the first run: it imports and collects its
+    files at once, then waits here until the first run has ended (ALT_TESTS_AFTER names the
+    file whose existence says so), so that no cluster shares the CPU with the workers."""
+    flag = os.environ.get("ALT_TESTS_AFTER")
+    while flag and not os.path.exists(flag):
+        time.sleep(0.2)
