@@ -27,7 +27,7 @@ run: $(STAMP)
 # The files of pure computation (compiling, training) and the type check run from the
 # start at the lowest CPU priority (nice 19), on the CPU the others leave idle: they have
 # no deadline to miss. Beside them, every other file but the Ray ones on three workers
-# (pytest-xdist, a file per worker at a time: many of these tests wait on real time, a
+# (pytest-xdist, a file per worker at a time, the longest first: many of these tests wait on real time, a
 # stream played or a client's timeout, so a third worker fills the waits), then the Ray
 # files on their own (a cluster starved of CPU misses its deadlines; at nice 19 a neighbour
 # gets ~1.5% of a contended core): their run starts with the others, collects, and waits
@@ -41,6 +41,7 @@ test test-fast: export OMP_WAIT_POLICY = PASSIVE
 
 RAY_TESTS = $(shell $(PYTHON) tests/groups.py ray)
 BACKGROUND_TESTS = $(shell $(PYTHON) tests/groups.py background)
+FIRST_TESTS = $(shell $(PYTHON) tests/groups.py first)
 
 test: $(STAMP)
 	@rm -f $(VENV)/first-run.done; \
@@ -49,8 +50,7 @@ test: $(STAMP)
 	  > $(VENV)/background.log 2>&1 & background=$$!; \
 	ALT_TESTS_AFTER=$(VENV)/first-run.done $(BIN)/python -m pytest $(RAY_TESTS) \
 	  > $(VENV)/ray.log 2>&1 & ray=$$!; \
-	$(BIN)/python -m pytest -n 3 --dist loadfile \
-	  $(addprefix --ignore=,$(RAY_TESTS) $(BACKGROUND_TESTS)); tests=$$?; \
+	$(BIN)/python -m pytest -n 3 --dist loadfile $(FIRST_TESTS); tests=$$?; \
 	touch $(VENV)/first-run.done; \
 	wait $$ray; clustered=$$?; echo "ray:"; cat $(VENV)/ray.log; \
 	wait $$background; computed=$$?; echo "background:"; cat $(VENV)/background.log; \
