@@ -27,12 +27,12 @@ run: $(STAMP)
 # The files of pure computation (compiling, training) and the type check run from the
 # start at the lowest CPU priority (nice 19), on the CPU the others leave idle: they have
 # no deadline to miss. Beside them, every other file but the Ray ones on three workers
-# (pytest-xdist, a file per worker at a time, the longest first: many of these tests wait on real time, a
-# stream played or a client's timeout, so a third worker fills the waits), then the Ray
-# files on their own (a cluster starved of CPU misses its deadlines; at nice 19 a neighbour
-# gets ~1.5% of a contended core): their run starts with the others, collects, and waits
-# for the first run's end (ALT_TESTS_AFTER, tests/conftest.py). Their report and the two
-# background ones follow; any failure fails.
+# (pytest-xdist, a file per worker at a time, the longest first; many of these tests wait
+# on real time, a stream played or a client's timeout, so a third worker fills the
+# waits), then the Ray files on their own (a cluster starved of CPU misses its deadlines;
+# at nice 19 a neighbour gets ~1.5% of a contended core): their run starts with the
+# others, collects, and waits for the first run's end (ALT_TESTS_AFTER,
+# tests/conftest.py). Their report and the two background ones follow; any failure fails.
 #
 # Torch's OpenMP threads spin for a while before they sleep: with more threads than cores,
 # as the suite runs them, the spinning took more than half the CPU (three `build-default
