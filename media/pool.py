@@ -305,6 +305,8 @@ class DecodePool:
                 idle.put_nowait(worker)
             else:
                 worker.cancel()  # mid-stream: kill it, whatever it is doing
+                if step is not None:  # what it raises now is the cancel's doing: retrieved
+                    step.add_done_callback(lambda f: f.cancelled() or f.exception())
                 self._recycling.add(asyncio.ensure_future(self._recycle(worker, step, idle)))
 
     async def _recycle(self, worker: _Worker, step, idle) -> None:
@@ -312,8 +314,6 @@ class DecodePool:
         try:
             if step is not None:
                 await asyncio.wait([step])
-                if not step.cancelled():
-                    step.exception()  # retrieved: it was a cancel
             await asyncio.get_running_loop().run_in_executor(self._threads, worker.respawn)
         finally:
             self.busy -= 1
@@ -321,6 +321,8 @@ class DecodePool:
             self._recycling.discard(asyncio.current_task())
 
     def close(self) -> None:
+        for task in self._recycling:  # a respawn after the close would find no threads
+            task.cancel()
         self._threads.shutdown(wait=False, cancel_futures=True)
         for w in self._workers:
             w.close()

@@ -5,7 +5,6 @@ ingress, which serves the same app over remote parts."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -16,10 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 
-from ..engine import Backend, Engine, ErrorBody, Metrics, ModelInfo, ServiceError, decode_pool
-from ..engine.errors import ModelConflict, Unavailable
+from ..engine import Backend, Engine, ErrorBody, Metrics, decode_pool
 from ..jobs import JobLimits, JobRunner, JobStore, Spool
-from ..library import Indexer, Library, ModelMismatch, open_for_model
+from ..library import Indexer, LibraryOpener, open_for_model
 from ..settings import Settings
 from ..streams import StreamLimits, StreamManager, StreamStore
 from .admission import Admission
@@ -54,13 +52,17 @@ def create_app(
         app.state.engine = engine
         await engine.start()
         runner = None
-        library, problem = await asyncio.to_thread(open_library, settings, engine.info)
-        app.state.library, app.state.library_problem = library, problem
+        # Opened at its first use (`LibraryOpener`): most servers' starts never load it.
+        app.state.library = library = LibraryOpener(
+            lambda: open_for_model(settings.library, engine.info, settings.backend,
+                                   settings.model_dir, settings.library_index_rows),
+            str(settings.library),
+        )  # fmt: skip
         try:
             if jobs_elsewhere is not None:
                 app.state.jobs_problem = jobs_elsewhere
             else:
-                indexer = Indexer(engine, library, problem.message if problem else "")
+                indexer = Indexer(engine, library)
                 runner = job_runner(settings, engine, indexer)
                 await runner.start()
         except (OSError, sqlite3.Error) as err:
@@ -152,23 +154,6 @@ def create_app(
         )
 
     return app
-
-
-def open_library(settings: Settings, info: ModelInfo) -> tuple[Library | None, ServiceError | None]:
-    """The library for the served model, or why there is none: 409 when another model
-    built it, 503 when it cannot be opened or written (`/recognize` serves regardless)."""
-    try:
-        return open_for_model(settings.library, info, settings.backend, settings.model_dir,
-                              settings.library_index_rows), None  # fmt: skip
-    except ModelMismatch as err:
-        log.error("library: %s", err)
-        return None, ModelConflict(str(err))
-    except Exception as err:  # noqa: BLE001 - any reason a library cannot open is reported
-        reason = str(err) if isinstance(err, OSError) else f"{type(err).__name__}: {err}"
-        log.error("the library is unavailable: %s (ALT_LIBRARY=%s)", reason, settings.library)
-        return None, Unavailable(
-            f"the library is unavailable: {reason} (ALT_LIBRARY={settings.library})"
-        )
 
 
 def job_runner(settings: Settings, engine: Engine, indexer: Indexer | None = None) -> JobRunner:

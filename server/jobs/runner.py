@@ -27,7 +27,7 @@ from media import VideoError
 from ..engine import Decoder, Engine
 from ..engine.errors import Overloaded, ServiceError, as_service_error
 from ..engine.timeline import TimelineOptions
-from ..library import Indexer
+from ..library import Indexer, LibraryOpener
 from .spool import Spool
 from .store import TERMINAL, Job, JobStore
 
@@ -58,7 +58,7 @@ class JobRunner:
     ) -> None:
         self.engine, self.store, self.spool, self.decoder = engine, store, spool, decoder
         self.limits = limits
-        self.indexer = indexer or Indexer(engine, None, "no library is configured")
+        self.indexer = indexer or Indexer(engine, LibraryOpener.none("no library is configured"))
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._running: dict[str, asyncio.Task] = {}

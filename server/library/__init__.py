@@ -9,6 +9,7 @@ from ..engine.backends import ModelInfo
 from .answers import moments, query_scores, relabel_options, search_moments, stored_timeline
 from .fingerprint import Fingerprint, digest_of, fingerprint, of_model
 from .indexer import Indexer
+from .opener import LibraryOpener
 from .store import Library, ModelMismatch, StoredWindows, VideoRow, check_id
 
 
@@ -31,6 +32,7 @@ __all__ = [
     "Fingerprint",
     "Indexer",
     "Library",
+    "LibraryOpener",
     "ModelMismatch",
     "StoredWindows",
     "VideoRow",

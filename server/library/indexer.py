@@ -12,29 +12,29 @@ from media.windows import Window, WindowedInfo
 
 from ..engine import Decoder, Engine
 from ..engine.backends import ClipResult
-from ..engine.errors import Unavailable
+from ..engine.errors import ServiceError
 from ..engine.timeline import TimelineOptions
+from .opener import LibraryOpener
 from .store import Library
 
 Progress = Callable[[int, int], Awaitable[None]]
 
 
 class Indexer:
-    """The engine's windows into a library; `library` None means it could not be opened
-    (`problem` says why), and indexing fails with that reason."""
+    """The engine's windows into the library `library` opens (at its first use: indexing
+    fails with the reason it cannot be opened)."""
 
-    def __init__(self, engine: Engine, library: Library | None, problem: str = "") -> None:
-        self.engine, self.library, self.problem = engine, library, problem
+    def __init__(self, engine: Engine, library: LibraryOpener) -> None:
+        self.engine, self.library = engine, library
 
     @property
     def keeps_uploads(self) -> bool:
         """An upload indexed moves into the library (a local one), to be played later."""
-        return self.library is not None and self.library.media_folder is not None
+        library = self.library.opened
+        return library is not None and library.media_folder is not None
 
-    def require(self) -> Library:
-        if self.library is None:
-            raise Unavailable(f"the library is unavailable: {self.problem}")
-        return self.library
+    async def require(self) -> Library:
+        return await asyncio.to_thread(self.library)
 
     async def index(
         self,
@@ -47,7 +47,7 @@ class Indexer:
     ) -> int:
         """Index the video at `path` (its row exists) from its first window not yet
         stored. -> windows stored."""
-        library = self.require()
+        library = await self.require()
         first = await asyncio.to_thread(library.stored_windows, video_id)
         await asyncio.to_thread(library.update_video, video_id, state="running")
         facts: dict = {}
@@ -90,9 +90,10 @@ class Indexer:
 
     async def finish(self, video_id: str, state: str, error: dict | None, upload: Path | None):
         """Record the end of an indexing run; an upload the library keeps moves into it."""
-        library = self.library
-        if library is None:
-            return
+        try:
+            library = await self.require()
+        except ServiceError:
+            return  # no library to record it in (the job says why)
         media = None
         if state == "succeeded" and upload is not None and library.media_folder is not None:
             target = library.media_folder / f"{video_id}{upload.suffix}"

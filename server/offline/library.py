@@ -24,6 +24,7 @@ from ..engine.timeline import TimelineOptions
 from ..library import (
     Indexer,
     Library,
+    LibraryOpener,
     VideoRow,
     open_for_model,
     relabel_options,
@@ -90,7 +91,7 @@ def index_collection(
         await engine.start()
         try:
             library = await asyncio.to_thread(open_library, settings, engine.info)
-            indexer = Indexer(engine, library)
+            indexer = Indexer(engine, LibraryOpener.of(library))
             queue: asyncio.Queue = asyncio.Queue()
             for path in paths:
                 queue.put_nowait(path)

@@ -28,6 +28,7 @@ from media import DecodeJob
 from ..engine import Explain, build_answer, create_backend, decode_pool
 from ..engine.labels import encode_label_set
 from ..engine.timeline import TimelineOptions
+from ..library import LibraryOpener
 from ..ray_cluster import connect
 from ..settings import Settings
 from .library import Indexer, IndexSummary, collection_paths, index_one, open_library
@@ -183,7 +184,7 @@ class _IndexStage:
         self.engine = settings.in_process_engine()
         self.loop.run_until_complete(self.engine.start())
         self.library = open_library(settings, self.engine.info)
-        self.indexer = Indexer(self.engine, self.library)
+        self.indexer = Indexer(self.engine, LibraryOpener.of(self.library))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         states = [

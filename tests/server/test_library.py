@@ -1,8 +1,8 @@
 """The video library: a video indexed once answers any label set's timeline exactly as a
 job would and finds moments by text, without decoding; it refuses another model's library,
-says why it is unavailable while /recognize serves, answers bad questions in the one error
-shape, deletes what it stored, and a server killed mid-index resumes after the last stored
-window with no duplicate."""
+says why it is unavailable while /recognize serves and opens once the cause is gone,
+answers bad questions in the one error shape, deletes what it stored, and a server killed
+mid-index resumes after the last stored window with no duplicate."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_search_and_relabelling_answer_while_indexing_and_deleting_removes_every
             gone = await c.delete(f"/videos/{a['id']}")
             after = await c.get(f"/videos/{a['id']}")
             again = (await c.get("/search", params={"q": "jumping", "k": 5})).json()
-            library: Library = app.app.state.library
+            library: Library = app.app.state.library()
             rows_left = library.stored_windows(a["id"])
         return a, b, during, early, both, only_b, media, gone, after, again, rows_left
 
@@ -243,7 +243,11 @@ def test_another_models_library_is_refused_and_a_broken_one_leaves_recognize_ser
 ):
     async def main():
         library = tmp_path / "lib"
-        async with InProcess(_settings(jobs_dir=tmp_path / "a", library=str(library))) as c:
+        first = InProcess(_settings(jobs_dir=tmp_path / "a", library=str(library)))
+        async with first as c:
+            # Opened at the first request that needs it: not at start, not by /recognize.
+            assert (await c.post("/recognize", content=LONG, headers=MP4)).status_code == 200
+            unopened = first.app.state.library.opened is None and not library.exists()
             built = await _index(c, LONG)
         torch = _settings(jobs_dir=tmp_path / "b", library=str(library), backend="torch",
                           checkpoint=tiny_checkpoint)  # fmt: skip
@@ -257,14 +261,22 @@ def test_another_models_library_is_refused_and_a_broken_one_leaves_recognize_ser
             served = await c.post("/recognize", content=LONG, headers=MP4)
         blocked = tmp_path / "file"
         blocked.write_text("a file where the library's folder should be")
-        async with InProcess(_settings(jobs_dir=tmp_path / "c", library=str(blocked / "lib"))) as c:
+        server = InProcess(_settings(jobs_dir=tmp_path / "c", library=str(blocked / "lib")))
+        async with server as c:
             broken = await c.get("/search?q=jumping")
             served_too = await c.post("/recognize", content=LONG, headers=MP4)
             jobs_still = await c.post("/jobs", content=LONG, headers=MP4)
-        return built, other, served, broken, served_too, jobs_still
+            # The cause removed, the library opens at a later request, with no restart.
+            blocked.unlink()
+            still = await c.get("/search?q=jumping")  # within the retry interval
+            server.app.state.library.retry_s = 0.0
+            healed = await c.get("/search?q=jumping")
+        return unopened, built, other, served, broken, served_too, jobs_still, still, healed
 
-    built, other, served, broken, served_too, jobs_still = asyncio.run(main())
-    assert built["state"] == "succeeded"
+    unopened, built, other, served, broken, served_too, jobs_still, still, healed = asyncio.run(
+        main()
+    )
+    assert unopened and built["state"] == "succeeded"
     for name, r in other.items():
         assert r.status_code == 409, name
         body = r.json()
@@ -274,6 +286,8 @@ def test_another_models_library_is_refused_and_a_broken_one_leaves_recognize_ser
     assert served.status_code == 200 and served_too.status_code == 200
     assert broken.status_code == 503 and "ALT_LIBRARY" in broken.json()["detail"]
     assert jobs_still.status_code == 202
+    assert still.json() == broken.json()
+    assert healed.status_code == 200 and healed.json()["results"] == []
 
 
 def test_a_library_refuses_a_model_of_another_digest_dtype_or_architecture(tmp_path):

@@ -30,11 +30,12 @@ MAX_QUERIES = 16
 
 
 def get_library(request: Request) -> Library:
-    library = getattr(request.app.state, "library", None)
-    if library is None:
-        problem = getattr(request.app.state, "library_problem", None)
-        raise problem or Unavailable("the library is unavailable: the server is starting")
-    return library
+    """The served library, opened at the first request that needs it (a sync dependency:
+    FastAPI calls it in a thread, off the event loop)."""
+    opener = getattr(request.app.state, "library", None)
+    if opener is None:
+        raise Unavailable("the library is unavailable: the server is starting")
+    return opener()
 
 
 LibraryDep = Annotated[Library, Depends(get_library)]
