@@ -2,13 +2,16 @@
 levels, the time split (decode, queue, inference) from /metrics, the raw model throughput of
 the same backend and batch size, the server's efficiency against the pipeline bound, and
 open-vocabulary label-set cost. With `--baseline REF` the server of an earlier commit runs
-the same load in the same run (from a temporary git worktree), side by side.
+the same load in the same run (from a temporary git worktree), side by side; with
+`--variant NAME:KEY=VALUE,...` this tree's server under other environment variables does;
+`--rounds N` runs the servers in turn N times, so that a drift of the machine falls on all.
 
 The pipeline bound is `cores / (decode CPU-s per clip + inference CPU-s per clip)`, each
 measured alone in this run: what the machine could serve if neither stage ever waited.
 
     python -m benchmarks.server --checkpoint checkpoints/default --baseline 8f3b2e1
     python -m benchmarks.server --preset B/16          # random-weight B/16 checkpoint
+    python -m benchmarks.server --variant passive:OMP_WAIT_POLICY=PASSIVE --rounds 2
 """
 
 from __future__ import annotations
@@ -208,6 +211,11 @@ def main() -> None:
         "--env", nargs="*", default=[], help="extra ALT_* settings for the server, KEY=VALUE"
     )
     p.add_argument(
+        "--variant", action="append", default=[],
+        help="this tree's server with other environment variables too: NAME:KEY=VALUE,...",
+    )  # fmt: skip
+    p.add_argument("--rounds", type=int, default=1, help="run the servers in turn this often")
+    p.add_argument(
         "--labels",
         type=int,
         default=400,
@@ -234,16 +242,19 @@ def main() -> None:
             f"CPU ms, inference {1000 * model_cpu:.1f} CPU ms; pipeline bound on {cores} cores: "
             f"{bound:.1f} clips/s\n"
         )
-        servers = [("this", ROOT)]
-        if a.baseline:
-            servers.append((a.baseline, stack.enter_context(worktree(a.baseline))))
         extra = dict(kv.split("=", 1) for kv in a.env)
+        servers: list[tuple[str, Path, dict[str, str]]] = [("this", ROOT, {})]
+        if a.baseline:
+            servers.append((a.baseline, stack.enter_context(worktree(a.baseline)), {}))
+        for variant in a.variant:
+            name, _, pairs = variant.partition(":")
+            servers.append((name, ROOT, dict(kv.split("=", 1) for kv in pairs.split(",") if kv)))
         rows = []
         cached = fresh = float("nan")
-        for label, root in servers:
+        for label, root, own in servers * a.rounds:
             env = {"ALT_CHECKPOINT": str(checkpoint), "ALT_DEVICE": a.device, "ALT_DTYPE": a.dtype,
                    "ALT_MAX_BATCH_SIZE": str(a.batch), "ALT_MAX_WAIT_MS": "5",
-                   "ALT_MAX_IN_FLIGHT": "1024", "ALT_REQUEST_TIMEOUT_S": "600", **extra}  # fmt: skip
+                   "ALT_MAX_IN_FLIGHT": "1024", "ALT_REQUEST_TIMEOUT_S": "600", **extra, **own}  # fmt: skip
             server = Server(env, root)
             try:
                 asyncio.run(load(server.url, videos, 2, 4))  # warm
@@ -256,7 +267,7 @@ def main() -> None:
                     rows.append([label, c, n, n / wall, clips, 100 * clips / raw, 100 * clips / bound,
                                  1000 * percentile(lat, 50), 1000 * percentile(lat, 95), 1000 * percentile(lat, 99),
                                  split["decode"], split["queue"], split["inference"]])  # fmt: skip
-                if label == "this":
+                if label == "this" and cached != cached:  # nan: not measured yet
                     cached, fresh = open_vocab(server.url, videos[0], a.labels, 3)
             finally:
                 server.stop()
