@@ -47,8 +47,11 @@ def test_server_benchmark_prints_its_table(tiny_checkpoint):
         "4",
         "--labels",
         "20",
+        "--variant",
+        "passive:OMP_WAIT_POLICY=PASSIVE,ALT_MAX_WAIT_MS=1",
     )
     assert out.count("| this | 2 | 4 |") == 1 and "pipeline bound on" in out
+    assert out.count("| passive | 2 | 4 |") == 1
     assert "new set of 20 labels" in out
 
 
