@@ -34,7 +34,8 @@ class Indexer:
         return library is not None and library.media_folder is not None
 
     async def require(self) -> Library:
-        return await asyncio.to_thread(self.library)
+        library = self.library.opened  # once open, no thread to ask for it
+        return library if library is not None else await asyncio.to_thread(self.library)
 
     async def index(
         self,

@@ -35,17 +35,12 @@ class LibraryOpener:
     @classmethod
     def of(cls, library: Library) -> LibraryOpener:
         """An opener of a library already open (the offline indexers open theirs first)."""
-        opener = cls(lambda: library, library.uri)
-        opener._library = library
-        return opener
+        return cls(lambda: library, library.uri)
 
     @classmethod
     def none(cls, reason: str) -> LibraryOpener:
         """No library: every use answers 503 with `reason`."""
-        opener = cls(lambda: _fail(reason), "", retry_s=float("inf"))
-        opener._problem = Unavailable(f"the library is unavailable: {reason}")
-        opener._failed_at = time.monotonic()
-        return opener
+        return cls(lambda: _fail(f"the library is unavailable: {reason}"), "")
 
     @property
     def opened(self) -> Library | None:
